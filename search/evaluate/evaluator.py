@@ -1,0 +1,191 @@
+"""Evaluate SR models on test sets under a protocol, fast enough to run inside search trials.
+
+Prepared samples (LR input + metric target per image, scale, colour and protocol) are
+cached in memory, so evaluating many models on the same sets pays image decoding and
+MATLAB resizing once. Inference runs under ``torch.inference_mode``; metrics run in torch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from search.data.datasets import TestSet, find_test_set
+from search.data.images import read_image
+from search.errors import UserError
+from search.evaluate.metrics import psnr, ssim, ssim_reference
+from search.evaluate.protocols import Protocol, Sample, get_protocol
+
+_CACHE_ENTRIES = 1024
+_sample_cache: "OrderedDict[tuple, Sample]" = OrderedDict()
+
+
+def clear_cache() -> None:
+    _sample_cache.clear()
+
+
+def default_protocol_name(model: nn.Module) -> str:
+    """The protocol a model is scored with when none is given (its family's default)."""
+    own = getattr(model, "default_protocol", None)
+    if own:
+        return own
+    family = getattr(model, "family", None)
+    if family:
+        try:
+            from search.models import get_family
+
+            return get_family(family).default_protocol
+        except UserError:
+            pass
+    return "standard"
+
+
+def resolve_protocol(model: nn.Module, protocol: str | Protocol | None) -> Protocol:
+    return get_protocol(protocol if protocol is not None else default_protocol_name(model))
+
+
+def model_color(model: nn.Module) -> str:
+    color = getattr(model, "color", None)
+    if color in ("gray", "rgb"):
+        return color
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    return "gray" if first is not None and first.in_channels == 1 else "rgb"
+
+
+def _file_key(path: Path) -> tuple:
+    stat = path.stat()
+    return (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+def prepare_sample(test_set: TestSet, image_path: Path, scale: int, color: str,
+                   protocol: Protocol) -> Sample:
+    """The cached :class:`Sample` of one image (DataError for a missing/corrupt file)."""
+    image_path = Path(image_path)
+    if not image_path.is_file():
+        from search.errors import DataError
+
+        raise DataError("image not found", path=image_path)
+    key = (_file_key(image_path), int(scale), color, protocol.key)
+    sample = _sample_cache.get(key)
+    if sample is not None:
+        _sample_cache.move_to_end(key)
+        return sample
+    image = read_image(image_path)
+    lr_image = None
+    if protocol.lr_from_files:
+        lr_path = test_set.lr_path(image_path, scale)
+        if lr_path is not None:
+            lr_image = read_image(lr_path)
+    sample = protocol.prepare(image, int(scale), color, lr_image)
+    _sample_cache[key] = sample
+    if len(_sample_cache) > _CACHE_ENTRIES:
+        _sample_cache.popitem(last=False)
+    return sample
+
+
+def prepare_samples(test_set: TestSet, scale: int, color: str, protocol: Protocol) -> list[Sample]:
+    return [prepare_sample(test_set, path, scale, color, protocol) for path in test_set.images]
+
+
+def _as_test_sets(test_sets, data_root) -> list[TestSet]:
+    if isinstance(test_sets, (str, os.PathLike, TestSet)):
+        test_sets = [test_sets]
+    return [find_test_set(t, data_root=data_root) for t in test_sets]
+
+
+def sample_reference(sample: Sample, border: int, device: torch.device) -> dict:
+    """The target on ``device`` and its SSIM statistics, computed once per sample."""
+    key = (str(device), int(border))
+    ref = sample.extras.get(key)
+    if ref is None:
+        target = sample.target.to(device)
+        ref = {"target": target, "ssim": ssim_reference(target, border=border)}
+        sample.extras[key] = ref
+    return ref
+
+
+def _model_dtype(model: nn.Module) -> torch.dtype:
+    param = next(model.parameters(), None)
+    return param.dtype if param is not None else torch.float32
+
+
+def _fit_output(sr: torch.Tensor, target: torch.Tensor, model: nn.Module, image: Path) -> torch.Tensor:
+    height, width = target.shape[-2:]
+    if sr.shape[-2] < height or sr.shape[-1] < width:
+        name = getattr(model, "model_id", type(model).__name__)
+        raise UserError(f"model {name} returned {tuple(sr.shape[-2:])} for {image.name}, "
+                        f"expected at least {(height, width)}")
+    return sr[..., :height, :width]
+
+
+def evaluate_model(model: nn.Module, test_sets, *, protocol: str | Protocol | None = None,
+                   device: str | torch.device = "cpu", data_root: str | os.PathLike | None = None,
+                   progress: bool = True, scale: int | None = None) -> dict[str, dict]:
+    """PSNR/SSIM of ``model`` on each test set: ``{name: {"psnr", "ssim", "images"}}``.
+
+    ``test_sets``: names (resolved under the data roots), folders or :class:`TestSet`.
+    ``protocol=None`` uses the model family's default protocol. Values are means over the
+    images of a set (PSNR in dB averaged per image, as in the SR literature).
+    """
+    sets = _as_test_sets(test_sets, data_root)
+    proto = resolve_protocol(model, protocol)
+    color = model_color(model)
+    scale = int(scale if scale is not None else getattr(model, "scale", 0) or 0)
+    if scale < 1:
+        raise UserError(f"model {getattr(model, 'model_id', type(model).__name__)} has no scale")
+    device = torch.device(device)
+    dtype = torch.float16 if proto.precision == "fp16" else _model_dtype(model)
+    was_training = model.training
+    model.eval()
+    if proto.precision == "fp16":
+        model.half()
+    model.to(device)
+    total = sum(len(s.images) for s in sets)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc=getattr(model, "model_id", "model"), unit="img",
+                   leave=False, dynamic_ncols=True)
+    results: dict[str, dict] = {}
+    try:
+        with torch.inference_mode():
+            for test_set in sets:
+                psnrs, ssims = [], []
+                for image_path in test_set.images:
+                    sample = prepare_sample(test_set, image_path, scale, color, proto)
+                    sr = model(sample.lr.to(device=device, dtype=dtype))
+                    sr = _fit_output(sr, sample.target, model, image_path)
+                    pred = proto.output_to_metric(sr, color, sample.gray_image)
+                    border = proto.border(scale)
+                    ref = sample_reference(sample, border, device)
+                    psnrs.append(psnr(pred, ref["target"], border=border))
+                    ssims.append(ssim(pred, reference=ref["ssim"]))
+                    if bar is not None:
+                        bar.update(1)
+                results[test_set.name] = {
+                    "psnr": float(np.mean(psnrs)),
+                    "ssim": float(np.mean(ssims)),
+                    "images": len(psnrs),
+                }
+    finally:
+        if bar is not None:
+            bar.close()
+        if proto.precision == "fp16":
+            model.float()
+        model.train(was_training)
+    return results
+
+
+def evaluate_models(models: Iterable[nn.Module], test_sets, **kwargs) -> dict[str, dict[str, dict]]:
+    """:func:`evaluate_model` for many models sharing the sample cache: ``{model_id: result}``."""
+    out = {}
+    for model in models:
+        out[getattr(model, "model_id", str(len(out)))] = evaluate_model(model, test_sets, **kwargs)
+    return out

@@ -1,0 +1,209 @@
+"""``python -m search.profile``: profile models, fit/evaluate latency predictors, export ONNX.
+
+Sub-commands::
+
+    profile   --model ID [--device cpu] [--output-size 1080x1920] [--predict|--measure] [--json]
+    predictor --device jetson|rpi|maxq|all [--cv 5] [--lofo] [--save] [--report] [--json]
+    onnx      --model ID --out FILE.onnx [--weights PATH]
+    devices   (list the device profiles)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from search.errors import UserError, cli_main
+from search.paths import REPO_ROOT
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+        if height < 1 or width < 1:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 1080x1920, got {text!r}") from None
+    return height, width
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m search.profile", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    prof = sub.add_parser("profile", help="params, FLOPs (MACs) and latency of one model")
+    prof.add_argument("--model", required=True, help="model id, e.g. eSR-TM_s2_K3_C4")
+    prof.add_argument("--device", default="cpu", help="device profile name or alias (default cpu)")
+    prof.add_argument("--output-size", type=_size, default=None,
+                      help="HR output HEIGHTxWIDTH (default: the device profile's, 1080x1920)")
+    prof.add_argument("--weights", help="weights file to load first (optional)")
+    mode = prof.add_mutually_exclusive_group()
+    mode.add_argument("--measure", action="store_true", help="measure here, never predict")
+    mode.add_argument("--predict", action="store_true", help="use the latency predictor")
+    prof.add_argument("--ray-address", help="connect to this Ray cluster and route to the device's node")
+    prof.add_argument("--json", action="store_true", help="print one JSON object")
+
+    pred = sub.add_parser("predictor", help="cross-validate / fit the latency predictor of a device")
+    pred.add_argument("--device", default="jetson", help="jetson, rpi, maxq or all")
+    pred.add_argument("--cv", type=int, default=5, help="folds of k-fold cross-validation (default 5)")
+    pred.add_argument("--seed", type=int, default=0)
+    pred.add_argument("--lofo", action="store_true", help="also leave-one-family-out")
+    pred.add_argument("--save", action="store_true",
+                      help="fit on all models and store search/profile/predictors/<device>.json")
+    pred.add_argument("--report", action="store_true",
+                      help="write reports/latency_predictor.md and .csv (implies --lofo)")
+    pred.add_argument("--limit", type=int, help="use only this many models (quick checks)")
+    pred.add_argument("--json", action="store_true", help="print one JSON object (per device)")
+
+    onnx = sub.add_parser("onnx", help="export a model to ONNX and check it against torch")
+    onnx.add_argument("--model", required=True)
+    onnx.add_argument("--out", required=True, help="output .onnx file")
+    onnx.add_argument("--weights", help="weights file to load first (optional)")
+    onnx.add_argument("--atol", type=float, default=1e-4)
+
+    sub.add_parser("devices", help="list device profiles")
+    return parser
+
+
+def _model(model_id: str, weights: str | None):
+    from search.models import create_model, load_weights
+
+    model = create_model(model_id)
+    if weights:
+        load_weights(model, weights)
+    return model.eval()
+
+
+def _cmd_profile(args) -> int:
+    from search.profile import get_device, profile_model, profile_on_device
+
+    profile = get_device(args.device)
+    size = args.output_size or profile.output_size
+    if args.ray_address:
+        import ray
+
+        ray.init(address=args.ray_address, log_to_driver=False, logging_level="ERROR")
+        config = {"model_id": args.model, "weights": args.weights} if args.weights else args.model
+        result = profile_on_device(config, profile, output_size=size)
+    else:
+        measure = True if args.measure else (False if args.predict else None)
+        result = profile_model(_model(args.model, args.weights), profile, output_size=size, measure=measure)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        spread = result.get("latency_iqr_ms")
+        spread_text = f" (IQR {spread:.2f} ms)" if spread is not None else ""
+        cv = result.get("latency_cv_within_10pct")
+        cv_text = f", predictor CV: {cv:.0%} within +-10%" if cv is not None else ""
+        print(f"{result['model_id']} on {profile.name} at {size[0]}x{size[1]} output: "
+              f"{result['params']:,} params, {result['flops'] / 1e9:.3f} GMACs, "
+              f"{result['latency_ms']:.2f} ms{spread_text} [{result['latency_source']}{cv_text}]")
+        if result.get("latency_extrapolation"):
+            print(f"  extrapolation: {result['latency_extrapolation_reason']}")
+    return 0
+
+
+def _cmd_predictor(args) -> int:
+    from search.profile import predictor as P
+    from search.profile.devices import get_device, list_devices
+
+    if args.device == "all":
+        profiles = [p for p in list_devices() if p.has_predictor_data]
+    else:
+        profiles = [get_device(args.device)]
+        if not profiles[0].has_predictor_data:
+            raise UserError(f"device {profiles[0].name!r} has no published measurements "
+                            f"(published_column) to fit a predictor on")
+    progress = not args.json and sys.stderr.isatty()
+    report_rows = []
+    summaries = {}
+    for profile in profiles:
+        data = P.load_published(profile, limit=args.limit, progress=progress)
+        cv, cv_pred = P.cross_validate(profile, data, folds=args.cv, seed=args.seed, progress=progress)
+        summary = {"device": profile.name, "column": profile.published_column, **cv}
+        lofo_pred = None
+        if args.lofo or args.report:
+            lofo, lofo_pred = P.leave_one_family_out(profile, data, progress=progress)
+            summary["leave_one_family_out"] = lofo
+        if args.save:
+            fitted = P.fit_predictor(profile, data)
+            fitted.cv = cv
+            fitted.leave_one_family_out = summary.get("leave_one_family_out", {})
+            summary["saved"] = str(fitted.save())
+            P._LOADED.pop(profile.name, None)
+        summaries[profile.name] = summary
+        if args.report:
+            for i, model_id in enumerate(data.model_ids):
+                report_rows.append({
+                    "device": profile.name, "model": model_id, "family": data.families[i],
+                    "published_speed_fps": round(1000.0 / data.latency_ms[i], 4),
+                    "published_latency_ms": round(float(data.latency_ms[i]), 4),
+                    "cv_predicted_ms": round(float(cv_pred[i]), 4),
+                    "cv_rel_error": round(float(cv_pred[i] / data.latency_ms[i] - 1), 5),
+                    "lofo_predicted_ms": round(float(lofo_pred[i]), 4),
+                    "lofo_rel_error": round(float(lofo_pred[i] / data.latency_ms[i] - 1), 5),
+                    "gmacs": round(float(data.features[i, P.FEATURE_NAMES.index("macs")]), 6),
+                })
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            print(f"{profile.name} ({profile.published_column}, {cv['n']} models, {args.cv}-fold CV): "
+                  f"within +-10% {cv['within_10pct']:.1%}, within +-20% {cv['within_20pct']:.1%}, "
+                  f"Spearman {cv['spearman']:.4f}, median |err| {cv['median_abs_rel_error']:.1%}")
+            if "leave_one_family_out" in summary:
+                for family, m in summary["leave_one_family_out"]["per_family"].items():
+                    print(f"  leave-{family}-out: within +-10% {m['within_10pct']:.1%}, "
+                          f"+-20% {m['within_20pct']:.1%}, Spearman {m['spearman'] if m['spearman'] is not None else float('nan'):.3f}")
+            if "saved" in summary:
+                print(f"  saved {summary['saved']}")
+    if args.report:
+        from search.profile.report import write_report
+
+        paths = write_report(summaries, report_rows, args.cv)
+        if not args.json:
+            print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _cmd_onnx(args) -> int:
+    from search.profile.onnx_export import check_onnx, export_onnx
+
+    model = _model(args.model, args.weights)
+    out = Path(args.out)
+    info: dict = {}
+    data = export_onnx(model, out, info=info)
+    check = check_onnx(model, data, lr_shape=tuple(info["sample_lr_shape"]), atol=args.atol)
+    shape_note = "dynamic height/width" if info["dynamic"] else f"static LR input {info['sample_lr_shape']}"
+    extra = f"; exported with {info['note']}" if info.get("note") else ""
+    print(f"wrote {out} ({len(data):,} bytes, {shape_note}{extra}); onnxruntime vs torch: "
+          f"max |diff| {check['max_abs_diff']:.2e} (atol {args.atol:g})")
+    if not check["ok"]:
+        raise UserError(f"{out}: ONNX output differs from torch by {check['max_abs_diff']:.3g} > {args.atol:g}")
+    return 0
+
+
+def _cmd_devices(args) -> int:
+    from search.profile.devices import list_devices
+
+    for p in list_devices():
+        extra = f", predicts {p.published_column}" if p.published_column else ""
+        print(f"{p.name:8s} aliases: {', '.join(p.aliases) or '-':28s} torch {p.torch_device} "
+              f"{p.dtype}, output {p.output_size[0]}x{p.output_size[1]}, Ray resource "
+              f"{p.ray_resource or '-'}{extra}")
+    return 0
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    warnings.filterwarnings("once")
+    handler = {"profile": _cmd_profile, "predictor": _cmd_predictor, "onnx": _cmd_onnx,
+               "devices": _cmd_devices}[args.command]
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

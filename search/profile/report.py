@@ -1,0 +1,125 @@
+"""``reports/latency_predictor.md`` + ``.csv``: cross-validated error of the latency predictors.
+
+Every number is computed by :mod:`search.profile.predictor` when the report is written
+(``python -m search.profile predictor --device all --cv 5 --save --report``).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+from pathlib import Path
+
+import numpy as np
+
+from search.paths import REPO_ROOT
+
+REPORT_DIR = REPO_ROOT / "reports"
+EXTRAPOLATION_EXAMPLES = ("IMDN_s4", "IMDN-RTC_s2", "DASR_s4")
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _rho(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def write_report(summaries: dict, rows: list[dict], folds: int,
+                 report_dir: Path | None = None) -> list[Path]:
+    folder = Path(report_dir or REPORT_DIR)
+    folder.mkdir(parents=True, exist_ok=True)
+    csv_path = folder / "latency_predictor.csv"
+    md_path = folder / "latency_predictor.md"
+    if rows:
+        with csv_path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+    lines = [
+        "# Latency predictors: cross-validated error",
+        "",
+        f"Generated {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M UTC} by "
+        "`python -m search.profile predictor --device all --cv "
+        f"{folds} --save --report`. Targets: the eSR authors' published speeds "
+        "(`published/esr_tests.csv`), read as frames per second at 1920x1080 output "
+        "(latency_ms = 1000 / speed). Features: the traced graph of each model at that output "
+        "size (per operator kind: count, MACs, bytes moved; channel/kernel statistics). "
+        "Model: a non-negative roofline-style linear prior times gradient-boosted trees on "
+        "log(latency / prior). Per-model held-out predictions: `latency_predictor.csv`.",
+        "",
+        f"## {folds}-fold cross-validation (all families pooled, shuffled, seed 0)",
+        "",
+        "| device | column | models | within +-10% | within +-20% | Spearman | median abs. error |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, s in summaries.items():
+        lines.append(f"| {name} | {s['column']} | {s['n']} | {_pct(s['within_10pct'])} | "
+                     f"{_pct(s['within_20pct'])} | {_rho(s['spearman'])} | "
+                     f"{_pct(s['median_abs_rel_error'])} |")
+    lines += ["", "## Leave-one-family-out (fit on the other families, predict the held-out one)", ""]
+    families = sorted({f for s in summaries.values() for f in s.get("leave_one_family_out", {}).get("per_family", {})})
+    if families:
+        lines.append("| family | " + " | ".join(f"{n} +-10% / +-20% / rho" for n in summaries) + " |")
+        lines.append("|---|" + "---|" * len(summaries))
+        for family in families:
+            cells = []
+            for s in summaries.values():
+                m = s.get("leave_one_family_out", {}).get("per_family", {}).get(family)
+                cells.append("-" if m is None else
+                             f"{_pct(m['within_10pct'])} / {_pct(m['within_20pct'])} / {_rho(m['spearman'])}")
+            lines.append(f"| {family} | " + " | ".join(cells) + " |")
+        overall = [s.get("leave_one_family_out", {}).get("overall") for s in summaries.values()]
+        lines.append("| **all (pooled)** | " + " | ".join(
+            "-" if m is None else f"{_pct(m['within_10pct'])} / {_pct(m['within_20pct'])} / {_rho(m['spearman'])}"
+            for m in overall) + " |")
+
+    lines += ["", "## Units of the published speed", "",
+              "Speed falls as the cost of a model grows (Spearman of speed vs MACs below, "
+              "negative), so it is a rate, not a time. At a fixed output size a larger scale "
+              "means a smaller LR input, and speed rises with the scale (Bicubic x2/x3/x4). "
+              "Read as frames per second at Full-HD output, the 20 heaviest models imply the "
+              "MAC rates below, plausible for each device (the Pi's rate is that of a "
+              "four-core Cortex-A72 running PyTorch):", "",
+              "| device | Spearman(speed, MACs) | median GMAC/s of the 20 heaviest models |",
+              "|---|---|---|"]
+    from scipy.stats import spearmanr
+
+    for name in summaries:
+        device_rows = [r for r in rows if r["device"] == name]
+        if not device_rows:
+            continue
+        macs = np.array([r["gmacs"] for r in device_rows])
+        speed = np.array([r["published_speed_fps"] for r in device_rows])
+        heavy = np.argsort(macs)[-20:]
+        rate = np.median(macs[heavy] * speed[heavy])
+        lines.append(f"| {name} | {spearmanr(speed, macs).statistic:.3f} | {rate:.1f} |")
+
+    lines += ["", "## Outside the fitted families (extrapolation)", "",
+              "Predictions of the stored predictors for models of other families, labelled as "
+              "extrapolation: their error is not covered by the cross-validation above.", "",
+              "| model | device | GMACs | predicted ms | note |", "|---|---|---|---|---|"]
+    try:
+        from search.models import create_model
+        from search.profile.predictor import graph_features, predict_latency
+
+        for model_id in EXTRAPOLATION_EXAMPLES:
+            try:
+                model = create_model(model_id)
+            except Exception:  # family not registered in this checkout
+                continue
+            for name in summaries:
+                try:
+                    pred = predict_latency(model, name)
+                except Exception as exc:  # no stored predictor yet, or untraceable model
+                    lines.append(f"| {model_id} | {name} | - | - | {type(exc).__name__}: {exc} |")
+                    continue
+                gmacs = graph_features(model, (1080, 1920))["macs"]
+                lines.append(f"| {model_id} | {name} | {gmacs:.1f} | {pred['latency_ms']:.1f} | "
+                             f"{pred['latency_extrapolation_reason'] or 'within fitted range'} |")
+    except ImportError:
+        pass
+    md_path.write_text("\n".join(lines) + "\n")
+    return [md_path, csv_path] if rows else [md_path]

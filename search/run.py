@@ -1,0 +1,74 @@
+"""``python -m search.run SPACE``: run a search study (Ray Tune + Optuna) over a space file.
+
+Examples::
+
+    python -m search.run spaces/esr.yaml --dry-run --out configs.csv       # list, train nothing
+    python -m search.run spaces/esr.yaml --device cpu --budget smoke --trials 6 \\
+        --sampler nsga2 --out studies/esr-smoke                            # search
+    python -m search.run spaces/esr.yaml --out studies/esr-smoke --resume  # after a crash
+
+See docs/runner.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from search.errors import UserError, cli_main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from search.study.runner import SAMPLERS
+
+    parser = argparse.ArgumentParser(
+        prog="python -m search.run",
+        description="Search a space of SR models: each trial trains, evaluates and profiles one "
+                    "configuration; results go to OUT/trials.csv and an Optuna storage.",
+    )
+    parser.add_argument("space", help="space file (spaces/*.yaml)")
+    parser.add_argument("--device", default="cpu", help="device profile whose latency is measured or predicted (default: cpu)")
+    parser.add_argument("--sampler", choices=SAMPLERS, default="tpe",
+                        help="grid: every configuration once; random; tpe; nsga2 (default: tpe)")
+    parser.add_argument("--trials", type=int, help="number of trials (default: the whole grid for grid, else 20)")
+    parser.add_argument("--budget", help="training budget from params.yaml: smoke, quick, paper (default: the space's)")
+    parser.add_argument("--seed", type=int, help="seed of the sampler and of training (default: the space's, else 0)")
+    parser.add_argument("--out", help="study folder (with --dry-run: a CSV file; default stdout)")
+    parser.add_argument("--resume", action="store_true", help="continue the study in --out after an interruption")
+    parser.add_argument("--dry-run", action="store_true", help="list the space's configurations; train nothing")
+    parser.add_argument("--storage", help="Optuna storage URL (default: sqlite:///OUT/optuna.db)")
+    parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray instance)")
+    parser.add_argument("--objectives", help="e.g. psnr_Set14:max,latency_ms:min (default: the space's)")
+    parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
+    parser.add_argument("--concurrency", type=int,
+                        help="trials at a time (default: 1 when latency is measured on this CPU, else all CPUs)")
+    parser.add_argument("--data-root", help="folder holding the test/train sets (default: see docs)")
+    parser.add_argument("--quiet", action="store_true", help="no per-trial lines")
+    return parser
+
+
+@cli_main
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from search.study.runner import StudyOptions, dry_run, run_study
+
+    if args.dry_run:
+        dry_run(args.space, args.out)
+        return 0
+    if not args.out:
+        raise UserError("--out DIR is required (the study folder)")
+    if args.trials is not None and args.trials < 1:
+        raise UserError(f"--trials must be at least 1, got {args.trials}")
+    options = StudyOptions(
+        space=args.space, out=args.out, sampler=args.sampler, trials=args.trials, budget=args.budget,
+        device=args.device, seed=args.seed, objectives=args.objectives, storage=args.storage,
+        address=args.address, num_cpus=args.num_cpus, concurrency=args.concurrency,
+        data_root=args.data_root, verbose=0 if args.quiet else 1,
+    )
+    summary = run_study(options, resume=args.resume)
+    print(f"{summary.study_name}: {summary.completed} complete, {summary.failed} failed of "
+          f"{summary.trials_target} -> {summary.csv_path} (Optuna: {summary.storage})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

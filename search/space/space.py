@@ -1,0 +1,212 @@
+"""Search spaces: families x scales x hyper-parameter grids, with canonical configuration ids.
+
+A configuration is a flat dict ``{"config_id", "model_id", "family", "scale", <hparams>}``.
+``model_id`` is the registry id (:func:`search.models.format_model_id`, e.g. the published
+``eSR-TR_s3_K5_C7``); ``config_id`` equals it unless the configuration also sets
+hyper-parameters that are not part of the family's id, which are then appended in sorted
+order as ``+name=value`` (``SMSR_s2+tau=linear(end=0.1,start=1)``), so every configuration
+has one canonical, unique name. The file format is described in docs/spaces.md; parsing and
+validation live in :mod:`search.space.loader`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from search.errors import SpaceError
+from search.space.constraints import Constraint
+from search.space.values import Dimension, format_value
+
+RESERVED_FIELDS = ("config_id", "model_id", "family", "scale")
+SCALAR_METRICS = ("params", "flops", "latency_ms", "train_time_s")
+PER_SET_METRICS = ("psnr", "ssim")
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str
+    mode: str  # "max" | "min"
+
+    def __str__(self) -> str:
+        return f"{self.metric}:{self.mode}"
+
+
+def parse_objectives(spec: str | list[str], test_sets: list[str]) -> list[Objective]:
+    """``"psnr_Set14:max,latency_ms:min"`` (or a list of such items) -> objectives.
+
+    Raises ValueError with a one-line explanation for an unknown metric or direction.
+    """
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    allowed = list(SCALAR_METRICS) + [f"{m}_{s}" for s in test_sets for m in PER_SET_METRICS]
+    objectives: list[Objective] = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise ValueError(f"objective {item!r} is not of the form metric:max or metric:min")
+        metric, sep, mode = item.strip().partition(":")
+        mode = mode.strip().lower()
+        if not sep or mode not in ("max", "min"):
+            raise ValueError(f"objective {item.strip()!r} needs a direction: {metric.strip()}:max or :min")
+        metric = metric.strip()
+        if metric not in allowed:
+            raise ValueError(f"unknown objective metric {metric!r}; one of {', '.join(allowed)}")
+        if any(o.metric == metric for o in objectives):
+            raise ValueError(f"objective {metric!r} given twice")
+        objectives.append(Objective(metric, mode))
+    if not objectives:
+        raise ValueError("no objectives given")
+    return objectives
+
+
+@dataclass
+class StudySettings:
+    """The space file's ``fixed:`` section: what is the same for every trial."""
+
+    budget: str | dict = "quick"
+    train_sets: list[str] = field(default_factory=lambda: ["T91"])
+    test_sets: list[str] = field(default_factory=lambda: ["Set5", "Set14"])
+    objectives: list[Objective] = field(default_factory=list)
+    protocol: str | None = None  # None: each family's default protocol
+    seed: int = 0
+
+
+@dataclass
+class FamilyConstraint:
+    constraint: Constraint
+    on_violation: str  # "error" (reject the space at load time) | "skip" (drop the configuration)
+    message: str | None
+    key: str  # where it was declared, for error messages
+
+    def describe(self) -> str:
+        return self.message or self.constraint.expression
+
+
+@dataclass
+class FamilySpace:
+    name: str
+    scales: tuple[int, ...]
+    subgrids: list[dict[str, Dimension]]  # a union of sub-grids; usually one
+    constraints: list[FamilyConstraint]
+    id_fields: tuple[str, ...]
+
+    @property
+    def hparam_names(self) -> list[str]:
+        names: list[str] = []
+        for grid in self.subgrids:
+            names.extend(n for n in grid if n not in names)
+        return names
+
+    @property
+    def enumerable(self) -> bool:
+        return all(dim.enumerable for grid in self.subgrids for dim in grid.values())
+
+    def make_config(self, scale: int, hparams: dict[str, Any]) -> dict[str, Any]:
+        from search.models import format_model_id
+
+        model_id = format_model_id(self.name, scale, **{k: v for k, v in hparams.items() if k in self.id_fields})
+        extras = sorted((k, v) for k, v in hparams.items() if k not in self.id_fields)
+        config_id = model_id + "".join(f"+{k}={format_value(v)}" for k, v in extras)
+        return {"config_id": config_id, "model_id": model_id, "family": self.name, "scale": scale, **hparams}
+
+    def violation(self, config: dict[str, Any]) -> FamilyConstraint | None:
+        """The first constraint ``config`` breaks, or None."""
+        for item in self.constraints:
+            if not item.constraint.holds(config):
+                return item
+        return None
+
+    def raw_configurations(self) -> Iterator[dict[str, Any]]:
+        """Every grid point, constraints not applied (requires an enumerable family)."""
+        for scale in self.scales:
+            for grid in self.subgrids:
+                names = list(grid)
+                for values in itertools.product(*(grid[n].values() for n in names)):
+                    yield self.make_config(scale, dict(zip(names, values)))
+
+    def configurations(self) -> Iterator[dict[str, Any]]:
+        for config in self.raw_configurations():
+            if self.violation(config) is None:
+                yield config
+
+
+@dataclass
+class Space:
+    path: Path
+    name: str
+    description: str
+    families: dict[str, FamilySpace]
+    fixed: StudySettings
+    _enumerated: list[dict[str, Any]] | None = field(default=None, repr=False)
+
+    @property
+    def enumerable(self) -> bool:
+        return all(f.enumerable for f in self.families.values())
+
+    @property
+    def hparam_names(self) -> list[str]:
+        names: list[str] = []
+        for family in self.families.values():
+            names.extend(n for n in family.hparam_names if n not in names)
+        return names
+
+    def enumerate(self) -> list[dict[str, Any]]:
+        """All configurations (file order; duplicates across sub-grids listed once)."""
+        if self._enumerated is None:
+            if not self.enumerable:
+                open_dims = [
+                    f"families.{f.name}.{n}" for f in self.families.values()
+                    for g in f.subgrids for n, d in g.items() if not d.enumerable
+                ]
+                raise SpaceError(
+                    f"{', '.join(open_dims)}: a float range without step cannot be enumerated "
+                    "(give a step, or use --sampler random|tpe|nsga2)", path=self.path
+                )
+            seen: set[str] = set()
+            configs = []
+            for family in self.families.values():
+                for config in family.configurations():
+                    if config["config_id"] not in seen:
+                        seen.add(config["config_id"])
+                        configs.append(config)
+            self._enumerated = configs
+        return [dict(c) for c in self._enumerated]
+
+    def config_by_id(self, config_id: str) -> dict[str, Any]:
+        for config in self.enumerate():
+            if config["config_id"] == config_id:
+                return config
+        raise SpaceError(f"configuration {config_id!r} is not in this space", path=self.path)
+
+    def _shared_scales(self) -> bool:
+        return len({f.scales for f in self.families.values()}) == 1
+
+    def suggest(self, trial) -> dict[str, Any]:
+        """Define-by-run: ask an Optuna trial for one configuration (family -> its hparams).
+
+        Parameter names: ``family``; ``scale`` (``<family>.scale`` when families differ in
+        scales); ``<family>.<hp>``, or ``<family>.grid`` + ``<family>.g<i>.<hp>`` for a union
+        of sub-grids (their value sets differ, so Optuna must see them as different
+        parameters). A configuration that breaks a constraint carries ``constraint_error``.
+        """
+        names = list(self.families)
+        family_name = names[0] if len(names) == 1 else trial.suggest_categorical("family", names)
+        family = self.families[family_name]
+        scales = list(family.scales)
+        if len(scales) == 1:
+            scale = scales[0]
+        else:
+            scale_param = "scale" if self._shared_scales() else f"{family_name}.scale"
+            scale = trial.suggest_categorical(scale_param, scales)
+        if len(family.subgrids) == 1:
+            grid, prefix = family.subgrids[0], f"{family_name}."
+        else:
+            index = trial.suggest_categorical(f"{family_name}.grid", list(range(len(family.subgrids))))
+            grid, prefix = family.subgrids[index], f"{family_name}.g{index}."
+        hparams = {name: dim.suggest(trial, prefix + name) for name, dim in grid.items()}
+        config = family.make_config(scale, hparams)
+        broken = family.violation(config)
+        if broken is not None:
+            config["constraint_error"] = f"{config['config_id']} violates {broken.describe()}"
+        return config

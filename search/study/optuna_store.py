@@ -1,0 +1,220 @@
+"""The Optuna side of a study: fast in-memory sampling, a durable RDB copy, resume.
+
+OptunaSearch asks and tells an Optuna study held in memory (each RDB round trip costs
+several SQL commits, which would dominate short trials). Every trial Optuna marks finished
+is copied, by a background thread, into the study in the RDB storage (SQLite
+``OUT/optuna.db`` by default; what optuna-dashboard opens). The copy lags the search by
+at most the trials in flight, and it is never the only record: trials.csv is written and
+fsync'ed before Optuna hears of a trial, and on resume every row of trials.csv missing from
+the RDB study is rebuilt from the row (its configuration replayed through the space to
+recover Optuna's parameters and distributions) and added.
+
+Resuming loads the RDB study's trials into a fresh in-memory study, so the sampler sees
+the whole history.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+from pathlib import Path
+from typing import Any
+
+from optuna.storages import InMemoryStorage
+
+from search.errors import UserError
+from search.space import Space
+from search.space.values import _optuna_choice
+
+SQLITE_PREFIX = "sqlite:///"
+
+
+def open_rdb_storage(url: str):
+    """An Optuna RDB storage; SQLite files in WAL mode with synchronous=NORMAL.
+
+    In WAL mode a commit is durable once written to the WAL file, which survives the process
+    being killed; only a power loss could drop the last commits (trials.csv is fsync'ed).
+    """
+    import optuna
+
+    if url.startswith(SQLITE_PREFIX):
+        import sqlite3
+
+        path = Path(url[len(SQLITE_PREFIX):])
+        if not path.parent.is_dir():
+            raise UserError(f"--storage {url}: folder {path.parent} does not exist")
+        with sqlite3.connect(path) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file
+    try:
+        storage = optuna.storages.RDBStorage(url)
+    except Exception as exc:
+        raise UserError(f"--storage {url}: cannot open ({type(exc).__name__}: {exc})") from None
+    if url.startswith(SQLITE_PREFIX):
+        from sqlalchemy import event
+
+        def _relaxed_sync(dbapi_connection, _record):
+            dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+        event.listen(storage.engine, "connect", _relaxed_sync)
+        storage.engine.dispose()  # reconnect so that every connection gets the setting
+    return storage
+
+
+class StorageMirror:
+    """Copies finished trials into an RDB study from a background thread, in order."""
+
+    def __init__(self, rdb_study):
+        self.rdb_study = rdb_study
+        self.errors: list[str] = []
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="optuna-mirror", daemon=True)
+        self._thread.start()
+
+    def put(self, frozen_trial) -> None:
+        self._queue.put(frozen_trial)
+
+    def _run(self) -> None:
+        while True:
+            frozen = self._queue.get()
+            if frozen is None:
+                return
+            try:
+                self.rdb_study.add_trial(frozen)
+            except Exception as exc:  # reported at the end; trials.csv has the trial anyway
+                self.errors.append(f"trial {frozen.user_attrs.get('trial', frozen.number)}: {exc}")
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def __getstate__(self):  # Tune pickles the searcher into its checkpoints: no thread there
+        return {"rdb_study": None, "errors": list(self.errors)}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+
+class MirroredInMemoryStorage(InMemoryStorage):
+    """Optuna's InMemoryStorage, handing each trial to ``mirror`` when it finishes."""
+
+    def __init__(self, mirror: StorageMirror | None = None):
+        super().__init__()
+        self.mirror = mirror
+
+    def set_trial_state_values(self, trial_id, state, values=None):
+        changed = super().set_trial_state_values(trial_id, state, values)
+        if changed and state.is_finished() and self.mirror is not None:
+            self.mirror.put(self.get_trial(trial_id))
+        return changed
+
+    def __getstate__(self):  # Tune pickles the searcher (and so this) into its checkpoints
+        state = super().__getstate__()
+        state.pop("mirror", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.mirror = None
+
+
+class ReplayTrial:
+    """Answers a define-by-run function's questions from a known configuration.
+
+    Used to rebuild Optuna's parameters and distributions for a trials.csv row that never
+    reached the RDB storage (the process was killed in between).
+    """
+
+    def __init__(self, config: dict[str, Any], space: Space, number: int):
+        from optuna.distributions import CategoricalDistribution
+
+        self._categorical = CategoricalDistribution
+        self.config, self.space, self.number = config, space, number
+        self.params: dict[str, Any] = {}
+        self.distributions: dict[str, Any] = {}
+        self.user_attrs: dict[str, Any] = {}
+
+    def _value(self, name: str) -> Any:
+        if name in self.config:  # config_id (grid)
+            return self.config[name]
+        if name == "family":
+            return self.config["family"]
+        if name == "scale" or name.endswith(".scale"):
+            return self.config["scale"]
+        family = self.space.families[self.config["family"]]
+        if name == f"{family.name}.grid":
+            for index, grid in enumerate(family.subgrids):
+                if all(_contains(grid[h], self.config[h]) for h in grid):
+                    return index
+            raise ValueError(f"{self.config['config_id']} is in none of {family.name}'s sub-grids")
+        return self.config[name.rsplit(".", 1)[1]]
+
+    def suggest_categorical(self, name, choices):
+        value = _optuna_choice(self._value(name))
+        self.params[name], self.distributions[name] = value, self._categorical(list(choices))
+        return value
+
+    def suggest_int(self, name, low, high, *, step=1, log=False):
+        from optuna.distributions import IntDistribution
+
+        value = int(self._value(name))
+        self.params[name], self.distributions[name] = value, IntDistribution(low, high, log=log, step=step)
+        return value
+
+    def suggest_float(self, name, low, high, *, step=None, log=False):
+        from optuna.distributions import FloatDistribution
+
+        value = float(self._value(name))
+        self.params[name], self.distributions[name] = value, FloatDistribution(low, high, log=log, step=step)
+        return value
+
+    def set_user_attr(self, key, value):
+        self.user_attrs[key] = value
+
+
+def _contains(dimension, value) -> bool:
+    try:
+        values = dimension.values()
+    except ValueError:  # a float range without step
+        return dimension.low <= value <= dimension.high
+    return _optuna_choice(value) in [_optuna_choice(v) for v in values]
+
+
+def frozen_from_row(row: dict[str, str], space: Space, define, objectives: list[str]):
+    """A finished Optuna trial rebuilt from a trials.csv row (see :class:`ReplayTrial`)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    config = _config_of_row(row, space)
+    replay = ReplayTrial(config, space, int(row["trial"]))
+    define.replay(replay, config)
+    values = None
+    state = TrialState.FAIL
+    if row.get("status") == "complete":
+        numbers = [float(row[o]) if row.get(o) not in (None, "") else math.nan for o in objectives]
+        if all(math.isfinite(v) for v in numbers):
+            values, state = numbers, TrialState.COMPLETE
+    attrs = {**replay.user_attrs, "recovered_from": "trials.csv"}
+    return optuna.trial.create_trial(state=state, values=values, params=replay.params,
+                                     distributions=replay.distributions, user_attrs=attrs)
+
+
+def _config_of_row(row: dict[str, str], space: Space) -> dict[str, Any]:
+    """The configuration of a trials.csv row, with values typed as the space declares them."""
+    import json
+
+    family = space.families[row["family"]]
+    hparams = {}
+    for name in family.hparam_names:
+        text = row.get(name, "")
+        if text == "":
+            continue
+        try:
+            hparams[name] = json.loads(text)
+        except json.JSONDecodeError:
+            hparams[name] = text  # a text choice
+    config = family.make_config(int(row["scale"]), hparams)
+    if config["config_id"] != row["config_id"]:
+        raise UserError(f"trials.csv row {row['trial']}: {row['config_id']} does not match the space "
+                        f"(rebuilt as {config['config_id']})")
+    return config

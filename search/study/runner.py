@@ -1,0 +1,479 @@
+"""Ray Tune + Optuna study runner.
+
+A study is a folder (``--out``) holding:
+
+* ``study.json``: the settings it was started with (space file, sampler, seed, trials,
+  budget, device, objectives, storage), reused by ``--resume``;
+* ``trials.csv``: one row per finished trial (:mod:`search.study.results`);
+* ``optuna.db``: the Optuna study (SQLite by default; any RDB URL with ``--storage``), which
+  ``optuna-dashboard sqlite:///DIR/optuna.db`` opens;
+* ``trials/<n>_<config_id>/``: each trained model's weights and loss curve;
+* ``ray/``: Ray Tune's own experiment folders (logs, per-trial results).
+
+Search: Ray Tune's ``Tuner`` with ``OptunaSearch`` on a define-by-run space (family -> its
+hyper-parameters, :meth:`search.space.Space.suggest`), multi-objective with one Optuna
+direction per objective. ``grid`` asks a single categorical ``config_id`` from Optuna's
+``GridSampler``, so every configuration runs once.
+
+Optuna: sampling runs on an in-memory study; each finished trial is copied into the RDB
+study (:mod:`search.study.optuna_store`), which holds only finished trials.
+
+Resume (after any kind of death, ``kill -9`` included): finished trials are the rows of
+trials.csv, written and fsync'ed before Optuna hears of the trial. Rows missing from the
+RDB study are added to it; all its trials are loaded into a fresh in-memory study; the study
+continues in a fresh Tuner until ``--trials`` trials have finished. A trial the kill cut
+short left no row and simply runs again (grid) or is replaced by a new sample.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from search.errors import UserError
+from search.space import Space, load_space, parse_objectives
+from search.study.optuna_store import (
+    MirroredInMemoryStorage,
+    StorageMirror,
+    frozen_from_row,
+    open_rdb_storage,
+)
+from search.study.results import TrialsCsv, trial_columns
+from search.study.trial import (
+    STATUS_COMPLETE,
+    STATUS_FAILED,
+    TrialFailed,
+    TrialPipeline,
+    TrialSettings,
+    safe_trial,
+)
+
+SAMPLERS = ("grid", "random", "tpe", "nsga2")
+DEFAULT_TRIALS = 20
+MANIFEST = "study.json"
+
+
+@dataclass
+class StudyOptions:
+    space: str
+    out: str
+    sampler: str = "tpe"
+    trials: int | None = None
+    budget: str | None = None
+    device: str = "cpu"
+    seed: int | None = None
+    objectives: str | None = None
+    storage: str | None = None
+    address: str | None = None
+    num_cpus: int | None = None
+    concurrency: int | None = None
+    cpus_per_trial: int = 1
+    data_root: str | None = None
+    train_device: str | None = None
+    verbose: int = 1
+
+
+@dataclass
+class StudySummary:
+    out_dir: Path
+    csv_path: Path
+    storage: str
+    study_name: str
+    trials_target: int
+    rows: list[dict[str, str]] = field(default_factory=list)
+    ran_now: int = 0
+
+    @property
+    def completed(self) -> int:
+        return sum(r.get("status") == STATUS_COMPLETE for r in self.rows)
+
+    @property
+    def failed(self) -> int:
+        return sum(r.get("status") == STATUS_FAILED for r in self.rows)
+
+
+def _space_fingerprint(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def default_storage(out_dir: Path) -> str:
+    return f"sqlite:///{(out_dir / 'optuna.db').resolve()}"
+
+
+def make_sampler(name: str, seed: int):
+    """Optuna sampler for ``--sampler`` (grid: configurations are enqueued, see enqueue_grid)."""
+    import optuna
+
+    if name in ("grid", "random"):
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    raise UserError(f"unknown sampler {name!r}; one of {', '.join(SAMPLERS)}")
+
+
+def grid_order(config_ids: list[str], seed: int) -> list[str]:
+    """The grid in a seeded random order, so that --trials N < grid size spreads over it."""
+    import random
+
+    order = list(config_ids)
+    random.Random(seed).shuffle(order)
+    return order
+
+
+def enqueue_grid(study, config_ids: list[str]) -> None:
+    """Grid search the Optuna way: every configuration is an enqueued trial, asked in order."""
+    for config_id in config_ids:
+        study.enqueue_trial({"config_id": config_id})
+
+
+class DefineByRun:
+    """OptunaSearch's define-by-run space: asks Optuna for one configuration per trial.
+
+    Grid studies ask a single categorical ``config_id`` (every value enqueued once); others
+    ask family -> scale -> hyper-parameters (:meth:`search.space.Space.suggest`). The trial
+    number in trials.csv is Optuna's number plus ``number_offset`` (non-zero after a resume,
+    where the in-memory study restarts its numbering). A class, not a closure, so that Tune
+    can pickle the searcher into its checkpoints.
+    """
+
+    def __init__(self, space: Space, grid: bool):
+        self.space = space
+        self.grid = grid
+        self.by_id = {c["config_id"]: c for c in space.enumerate()} if grid else None
+        self.number_offset = 0
+
+    def ask(self, trial) -> dict[str, Any]:
+        if self.by_id is not None:
+            return dict(self.by_id[trial.suggest_categorical("config_id", list(self.by_id))])
+        return self.space.suggest(trial)
+
+    def __call__(self, trial) -> dict[str, Any]:
+        config = self.ask(trial)
+        number = trial.number + self.number_offset
+        trial.set_user_attr("config_id", config["config_id"])
+        trial.set_user_attr("trial", number)
+        return {"trial_config": config, "optuna_trial": number}
+
+    def replay(self, replay_trial, config: dict[str, Any]) -> None:
+        self.ask(replay_trial)
+        replay_trial.set_user_attr("config_id", config["config_id"])
+        replay_trial.set_user_attr("trial", replay_trial.number)
+
+
+def tune_trainable(config: dict, settings: TrialSettings, pipeline: TrialPipeline | None = None) -> None:
+    """Ray Tune function trainable: one configuration, one reported result."""
+    from ray import tune
+
+    row = safe_trial(config["trial_config"], settings, int(config["optuna_trial"]), pipeline)
+    tune.report(row)  # trials.csv gets the row here, before Optuna hears of the outcome
+    if row["status"] != STATUS_COMPLETE:
+        # OptunaSearch tells Optuna FAIL only for an errored Tune trial (NaN values are refused).
+        raise TrialFailed(row["error"])
+
+
+def _study_settings(space: Space, options: StudyOptions):
+    fixed = space.fixed
+    objectives = fixed.objectives
+    if options.objectives:
+        try:
+            objectives = parse_objectives(options.objectives, fixed.test_sets)
+        except ValueError as exc:
+            raise UserError(f"--objectives: {exc}") from None
+    seed = fixed.seed if options.seed is None else options.seed
+    budget = options.budget or fixed.budget
+    return objectives, seed, budget
+
+
+def _write_manifest(out_dir: Path, data: dict) -> None:
+    tmp = out_dir / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    os.replace(tmp, out_dir / MANIFEST)
+
+
+def _read_manifest(out_dir: Path) -> dict:
+    path = out_dir / MANIFEST
+    if not path.is_file():
+        raise UserError(f"{out_dir}: nothing to resume (no {MANIFEST}); start the study without --resume")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: unreadable study manifest ({type(exc).__name__})") from None
+
+
+def make_trial_recorder(*args, **kwargs):
+    """A Tune callback writing one trials.csv row per finished trial (before Optuna's tell).
+
+    Built by a factory so that importing this module does not import Ray (``--dry-run``).
+    """
+    from ray import tune
+
+    class TrialRecorder(tune.Callback):
+        def __init__(self, table: TrialsCsv, total: int, done: int, objectives: list[str], verbose: int):
+            self.table, self.total, self.done = table, total, done
+            self.objectives, self.verbose = objectives, verbose
+            self.written: set[str] = set()
+            self.count = 0
+
+        def _write(self, trial, metrics: dict) -> None:
+            if trial.trial_id in self.written:
+                return
+            config = trial.config.get("trial_config", {})
+            row = {**config, **metrics, "trial": trial.config.get("optuna_trial"),
+                   "tune_trial_id": trial.trial_id}
+            self.table.append(row)
+            self.written.add(trial.trial_id)
+            self.count += 1
+            if self.verbose:
+                shown = ", ".join(f"{o}={row.get(o):.4g}" for o in self.objectives
+                                  if isinstance(row.get(o), (int, float)) and math.isfinite(row.get(o)))
+                detail = shown if row.get("status") == STATUS_COMPLETE else row.get("error", "")
+                print(f"[{self.done + self.count}/{self.total}] trial {row['trial']} "
+                      f"{row.get('config_id')}: {row.get('status')} {detail}", flush=True)
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if "status" in result:
+                self._write(trial, result)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            error = "the trial's Ray worker failed"
+            try:
+                text = trial.error_message if hasattr(trial, "error_message") else None
+                if text:
+                    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+                    error = lines[-1] if lines else error
+            except Exception:
+                pass
+            self._write(trial, {"status": STATUS_FAILED, "error": error})
+
+    return TrialRecorder(*args, **kwargs)
+
+
+def _ray_init(address: str | None, num_cpus: int | None, verbose: int) -> bool:
+    """Connect to ``address`` (or $RAY_ADDRESS), else start a local instance; True if we started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": verbose > 1,
+                              "logging_level": "WARNING" if verbose <= 1 else "INFO"}
+    # Ray workers must import this package; the working directory is not always on their path.
+    repo_root = str(Path(__file__).resolve().parents[2])
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if repo_root not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([repo_root, *paths])
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
+    return True
+
+
+def run_study(options: StudyOptions, *, resume: bool = False, pipeline: TrialPipeline | None = None,
+              log=print) -> StudySummary:
+    import optuna
+
+    out_dir = Path(options.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if resume:
+        manifest = _read_manifest(out_dir)
+        saved = StudyOptions(**manifest["options"])
+        # Everything but the trial count, the cluster and the verbosity comes from the start.
+        saved.trials = options.trials or saved.trials
+        saved.address, saved.verbose = options.address, options.verbose
+        saved.num_cpus = options.num_cpus or saved.num_cpus
+        saved.out = str(out_dir)
+        options = saved
+        space = load_space(options.space)
+        if _space_fingerprint(Path(options.space)) != manifest["space_sha256"]:
+            raise UserError(f"{options.space}: the space file changed since the study started; "
+                            "start a new study (another --out) instead of --resume")
+    else:
+        if (out_dir / MANIFEST).exists() or (out_dir / "trials.csv").exists():
+            raise UserError(f"{out_dir}: already holds a study; use --resume to continue it or another --out")
+        space = load_space(options.space)
+    if options.sampler not in SAMPLERS:
+        raise UserError(f"unknown sampler {options.sampler!r}; one of {', '.join(SAMPLERS)}")
+
+    objectives, seed, budget = _study_settings(space, options)
+    grid_ids = [c["config_id"] for c in space.enumerate()] if options.sampler == "grid" else None
+    if grid_ids is not None:
+        trials_target = min(options.trials or len(grid_ids), len(grid_ids))
+    else:
+        trials_target = options.trials or DEFAULT_TRIALS
+    if trials_target < 1:
+        raise UserError(f"--trials must be at least 1, got {trials_target}")
+    if budget is not None and isinstance(budget, str):
+        _check_budget(budget)
+    storage_url = options.storage or default_storage(out_dir)
+    study_name = space.name
+
+    if not resume:
+        options.trials = trials_target
+        _write_manifest(out_dir, {"options": asdict(options), "space_sha256": _space_fingerprint(Path(options.space)),
+                                  "study_name": study_name, "storage": storage_url,
+                                  "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+
+    table = TrialsCsv(out_dir / "trials.csv", trial_columns(space.hparam_names, space.fixed.test_sets))
+    table.repair()
+    if table.exists() and table.header() != table.columns:
+        raise UserError(f"{table.path}: columns do not match this study's space; was it written by another study?")
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    metric_names = [o.metric for o in objectives]
+    modes = [o.mode for o in objectives]
+    directions = ["maximize" if m == "max" else "minimize" for m in modes]
+    rdb_storage = open_rdb_storage(storage_url)
+    exists = study_name in {s.study_name for s in optuna.get_all_study_summaries(rdb_storage)}
+    if exists and not resume:
+        raise UserError(f"{storage_url}: already holds a study named {study_name!r}; use --resume or another --storage")
+    rdb_study = optuna.create_study(study_name=study_name, storage=rdb_storage, directions=directions,
+                                    load_if_exists=True)
+    rdb_study.set_user_attr("space", str(options.space))
+    rows = table.read()
+    define = DefineByRun(space, grid=grid_ids is not None)
+    _add_missing_rows(rdb_study, rows, space, define, metric_names, log)
+
+    summary = StudySummary(out_dir, table.path, storage_url, study_name, trials_target)
+    remaining = trials_target - len(rows)
+    if remaining <= 0:
+        log(f"{study_name}: all {trials_target} trials finished; nothing to run")
+        summary.rows = rows
+        return summary
+
+    settings = TrialSettings(
+        budget=budget, train_sets=list(space.fixed.train_sets), test_sets=list(space.fixed.test_sets),
+        objectives=metric_names, out_dir=str(out_dir.resolve()), device=options.device,
+        train_device=options.train_device or "cpu", protocol=space.fixed.protocol, seed=seed,
+        data_root=options.data_root, threads=options.cpus_per_trial,
+    )
+    mirror = StorageMirror(rdb_study)
+    memory_storage = MirroredInMemoryStorage()
+    memory_study = optuna.create_study(study_name=study_name, storage=memory_storage, directions=directions)
+    history = rdb_study.get_trials(deepcopy=False)
+    memory_study.add_trials(history)
+    numbers = [int(r["trial"]) for r in rows if r.get("trial", "").isdigit()]
+    define.number_offset = (max(numbers) + 1 if numbers else 0) - len(history)
+    if grid_ids is not None:
+        done = {r["config_id"] for r in rows}
+        enqueue_grid(memory_study, [c for c in grid_order(grid_ids, seed) if c not in done])
+    memory_storage.mirror = mirror  # from here on, finished trials are copied to the RDB
+    try:
+        summary.ran_now = _fit(define, options, settings, memory_storage, study_name, metric_names, modes,
+                               seed, remaining, len(rows), trials_target, table, pipeline)
+    finally:
+        mirror.close()
+    for problem in mirror.errors:
+        log(f"warning: not copied to {storage_url}: {problem} (the row is in trials.csv; --resume adds it)")
+    summary.rows = table.read()
+    return summary
+
+
+def _add_missing_rows(rdb_study, rows, space, define, objectives, log) -> None:
+    """Add to the RDB study every trials.csv row it lacks (the copy lagged at a kill)."""
+    known = {t.user_attrs.get("trial") for t in rdb_study.get_trials(deepcopy=False)}
+    missing = [r for r in rows if r.get("trial", "").isdigit() and int(r["trial"]) not in known]
+    for row in missing:
+        rdb_study.add_trial(frozen_from_row(row, space, define, objectives))
+    if missing:
+        log(f"{rdb_study.study_name}: {len(missing)} finished trial(s) restored to the Optuna storage from trials.csv")
+
+
+def _check_budget(name: str) -> None:
+    try:
+        from search.train import load_budget
+    except ImportError:
+        return
+    load_budget(name)  # raises a UserError naming params.yaml for an unknown budget
+
+
+def _quiet_tune(verbose: int) -> None:
+    """Our one line per trial replaces Tune's tables; failed trials are in trials.csv."""
+    if verbose > 1:
+        return
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    for name in ("ray.tune", "ray.train", "ray.air"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _fit(define, options, settings, memory_storage, study_name, metric_names, modes, seed,
+         remaining, finished, trials_target, table, pipeline) -> int:
+    import ray
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    searcher = OptunaSearch(
+        space=define,
+        metric=metric_names if len(metric_names) > 1 else metric_names[0],
+        mode=modes if len(modes) > 1 else modes[0],
+        sampler=make_sampler(options.sampler, seed),
+        study_name=study_name,
+        storage=memory_storage,
+    )
+    _quiet_tune(options.verbose)
+    started_ray = _ray_init(options.address, options.num_cpus, options.verbose)
+    try:
+        # Latency is measured on this machine's CPU: concurrent trials would disturb it, so
+        # CPU-profiled studies run one trial at a time unless told otherwise.
+        if options.concurrency:
+            concurrency = options.concurrency
+        elif options.device == "cpu":
+            concurrency = 1
+        else:
+            concurrency = max(1, int(ray.available_resources().get("CPU", 1) // options.cpus_per_trial))
+        recorder = make_trial_recorder(table, trials_target, finished, metric_names, options.verbose)
+        trainable = tune.with_resources(
+            tune.with_parameters(tune_trainable, settings=settings, pipeline=pipeline),
+            {"cpu": options.cpus_per_trial},
+        )
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining,
+                                        max_concurrent_trials=concurrency, reuse_actors=True),
+            run_config=tune.RunConfig(
+                name=f"{study_name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
+                storage_path=str((Path(settings.out_dir) / "ray").resolve()),
+                callbacks=[recorder],
+                failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+                verbose=0,
+            ),
+        )
+        tuner.fit()
+        return recorder.count
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def dry_run(space_path: str, out: str | None, *, log=print) -> list[dict[str, Any]]:
+    """Write the enumerated configurations (one row each, ``model_id`` column) to ``out``."""
+    import csv
+
+    from search.space import csv_value
+
+    space = load_space(space_path)
+    configs = space.enumerate()
+    columns = ["config_id", "model_id", "family", "scale", *space.hparam_names]
+    handle = open(out, "w", newline="", encoding="utf-8") if out else sys.stdout
+    try:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        for config in configs:
+            writer.writerow({k: csv_value(config.get(k, "")) for k in columns})
+    finally:
+        if out:
+            handle.close()
+    if out:
+        log(f"{space_path}: {len(configs)} configurations -> {out}")
+    return configs

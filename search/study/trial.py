@@ -1,0 +1,154 @@
+"""One trial: build the model -> train under the budget -> evaluate -> profile -> one result row.
+
+:func:`run_trial` is the whole pipeline in one function so that later additions (a tabular
+benchmark lookup, routing the profiling step to a device node) plug in at one place. The
+four steps are looked up through a :class:`TrialPipeline`, whose defaults are the suite's
+own ``create_model`` / ``train_model`` / ``evaluate_model`` / ``profile_model``; tests and
+the overhead benchmark substitute cheap stand-ins (the pipeline is shipped to Ray workers
+with the trainable, so stand-ins work there too).
+
+A trial never raises: any exception, including a diverged (NaN) training run, becomes a row
+with ``status = "failed"`` and the error in one line, and its objectives are NaN, which
+Optuna records as a failed trial; the study goes on.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+STATUS_COMPLETE = "complete"
+STATUS_FAILED = "failed"
+
+
+class TrialFailed(RuntimeError):
+    """Raised by the Tune trainable after reporting a failed row, so Optuna marks it FAIL."""
+
+
+def _build(config: dict[str, Any]):
+    from search.models import create_model
+
+    hparams = {k: v for k, v in config.items() if k not in ("config_id", "model_id", "family", "scale")}
+    return create_model(family=config["family"], scale=config["scale"], **hparams)
+
+
+def _train(model, budget, *, train_sets, seed, device, data_root, out_dir):
+    from search.train import train_model
+
+    return train_model(model, budget, train_sets=tuple(train_sets), seed=seed, device=device,
+                       data_root=data_root, progress=False, out_dir=out_dir)
+
+
+def _evaluate(model, test_sets, *, protocol, device, data_root):
+    from search.evaluate import evaluate_model
+
+    return evaluate_model(model, list(test_sets), protocol=protocol, device=device,
+                          data_root=data_root, progress=False)
+
+
+def _profile(model, *, device):
+    from search.profile import profile_model
+
+    return profile_model(model, device=device)
+
+
+@dataclass
+class TrialPipeline:
+    """The four steps of a trial; each a plain function (see the module docstring)."""
+
+    build: Callable[..., Any] = _build
+    train: Callable[..., dict] = _train
+    evaluate: Callable[..., dict] = _evaluate
+    profile: Callable[..., dict] = _profile
+
+
+@dataclass
+class TrialSettings:
+    """What every trial of a study shares (from the space's ``fixed:`` and the CLI)."""
+
+    budget: str | dict
+    train_sets: list[str]
+    test_sets: list[str]
+    objectives: list[str]                 # metric names reported to Optuna, e.g. psnr_Set14
+    out_dir: str                          # study folder; weights go to out_dir/trials/<n>_<id>/
+    device: str = "cpu"                   # device profile for profiling (latency)
+    train_device: str = "cpu"             # torch device for training and evaluation
+    protocol: str | None = None
+    seed: int = 0
+    data_root: str | None = None
+    threads: int = 1
+    extra: dict = field(default_factory=dict)
+
+
+def needs_training(model) -> bool:
+    """Fixed filters such as Bicubic have no trainable parameter: nothing to train."""
+    return any(p.requires_grad for p in model.parameters())
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or "(no message)"
+    return f"{type(exc).__name__}: {text}"
+
+
+def run_trial(config: dict[str, Any], settings: TrialSettings, trial_number: int,
+              pipeline: TrialPipeline | None = None) -> dict[str, Any]:
+    """Run one configuration; returns the metrics part of its trials.csv row (raises on error)."""
+    pipeline = pipeline or TrialPipeline()
+    if config.get("constraint_error"):
+        raise ValueError(config["constraint_error"])
+    hparams = {k: v for k, v in config.items() if k != "constraint_error"}
+    model = pipeline.build(hparams)
+    if "torch" in sys.modules:  # the model's work runs on the trial's share of the CPUs
+        sys.modules["torch"].set_num_threads(max(1, settings.threads))
+    row: dict[str, Any] = {}
+    if needs_training(model):
+        trial_dir = Path(settings.out_dir) / "trials" / f"{trial_number:05d}_{config['config_id']}"
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        trained = pipeline.train(model, settings.budget, train_sets=settings.train_sets,
+                                 seed=settings.seed, device=settings.train_device,
+                                 data_root=settings.data_root, out_dir=str(trial_dir))
+        row.update(train_time_s=trained.get("train_time_s"), steps=trained.get("steps"),
+                   final_loss=trained.get("final_loss"), weights_path=trained.get("weights_path") or "")
+        if trained.get("final_loss") is not None and not math.isfinite(float(trained["final_loss"])):
+            raise FloatingPointError(f"training ended with loss {trained['final_loss']}")
+    else:
+        row.update(train_time_s=0.0, steps=0, final_loss=None, weights_path="")
+    model.eval()
+    scores = pipeline.evaluate(model, settings.test_sets, protocol=settings.protocol,
+                               device=settings.train_device, data_root=settings.data_root)
+    for test_set in settings.test_sets:
+        result = scores[test_set]
+        row[f"psnr_{test_set}"] = float(result["psnr"])
+        row[f"ssim_{test_set}"] = float(result["ssim"])
+    model.to("cpu")
+    profile = pipeline.profile(model, device=settings.device)
+    row.update(params=profile.get("params"), flops=profile.get("flops"),
+               latency_ms=profile.get("latency_ms"), latency_source=profile.get("latency_source"))
+    for objective in settings.objectives:
+        value = row.get(objective)
+        if value is None or not math.isfinite(float(value)):
+            raise FloatingPointError(f"objective {objective} is {value}")
+    return row
+
+
+def safe_trial(config: dict[str, Any], settings: TrialSettings, trial_number: int,
+               pipeline: TrialPipeline | None = None) -> dict[str, Any]:
+    """:func:`run_trial`, with any failure turned into a 'failed' row (NaN objectives)."""
+    started = time.perf_counter()
+    try:
+        row = run_trial(config, settings, trial_number, pipeline)
+        row.update(status=STATUS_COMPLETE, error="")
+    except Exception as exc:  # a failed trial must not stop the study
+        row = {"status": STATUS_FAILED, "error": one_line(exc)}
+        if os.environ.get("SR_SEARCH_TRACEBACKS"):
+            traceback.print_exc()
+        for objective in settings.objectives:
+            row[objective] = float("nan")
+    row["trial_time_s"] = round(time.perf_counter() - started, 3)
+    return row

@@ -1,0 +1,50 @@
+"""Shared fixtures. CI has ../shared beside the repo (released weights, published data)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from search.paths import REPO_ROOT, SHARED_ROOT, SHIPPED_DATA
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+WEIGHTS = SHARED_ROOT / "weights"
+needs_shared_weights = pytest.mark.skipif(
+    not WEIGHTS.is_dir(), reason="../shared/weights not present"
+)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def set5_dir() -> Path:
+    return SHIPPED_DATA / "Set5"
+
+
+@pytest.fixture(scope="session")
+def set14_dir() -> Path:
+    return SHIPPED_DATA / "Set14"
+
+
+@pytest.fixture()
+def tiny_image_dir(tmp_path) -> Path:
+    """A folder of three small random RGB PNGs (and one gray) for quick tests."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "Tiny"
+    folder.mkdir()
+    for i in range(3):
+        arr = rng.integers(0, 256, size=(24 + 4 * i, 28, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(folder / f"img{i}.png")
+    Image.fromarray(rng.integers(0, 256, size=(24, 24), dtype=np.uint8)).save(folder / "gray.png")
+    return folder

@@ -1,0 +1,254 @@
+"""AdaDSR: ids, the gated recurrence, sparse == masked dense, depth loss, MACs, checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from search.errors import ModelIdError, WeightsError
+from search.models import create_model, load_weights, parse_model_id
+from search.models.adadsr import AdaDSR, PlainEDSR
+from search.paths import REPO_ROOT
+
+CHECKPOINT = REPO_ROOT / "reports" / "adadsr" / "AdaDSR_s2_D8_F32.pt"
+FAMILIES = ("AdaDSR", "AdaDSR-plain")
+
+
+def _varied_adapter(model: AdaDSR, seed: int = 0) -> AdaDSR:
+    """Give the adapter's last conv random weights so the depth map varies a lot per pixel."""
+    generator = torch.Generator().manual_seed(seed)
+    last = model.adapter.net[-1]
+    with torch.no_grad():
+        last.weight.copy_(torch.randn(last.weight.shape, generator=generator) * 2.0)
+        last.bias.fill_(1.0)
+    return model.eval()
+
+
+def _reference_forward(model: AdaDSR, x: torch.Tensor, depth: float) -> torch.Tensor:
+    """The paper's equations written out: z_l = z_{l-1} + clamp(d_hat - (l-1), 0, 1) F_l(z_{l-1})."""
+    z0 = model.head(x - model.rgb_mean)
+    d_hat = torch.relu(model.adapter.net(z0) * depth)
+    z = z0
+    for l, block in enumerate(model.blocks, start=1):
+        gate = torch.clamp(d_hat - (l - 1), 0, 1)
+        z = z + gate * block.conv2(torch.relu(block.conv1(z)))
+    return model.tail(model.upsample(model.body_conv(z) + z0)) + model.rgb_mean
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_ids_and_output_shape(family, scale):
+    model = create_model(f"{family}_s{scale}_D2_F8").eval()
+    assert model.model_id == f"{family}_s{scale}_D2_F8"
+    assert parse_model_id(model.model_id).hparams == {"D": 2, "F": 8}
+    x = torch.rand(2, 3, 9, 11)
+    with torch.no_grad():
+        y = model(x)
+    assert y.shape == (2, 3, 9 * scale, 11 * scale)
+    assert torch.isfinite(y).all()
+
+
+def test_defaults_are_the_documented_cpu_size():
+    model = create_model("AdaDSR_s2")
+    assert model.model_id == "AdaDSR_s2_D8_F32"
+    assert (model.num_blocks, model.features, model.target_depth) == (8, 32, 8.0)
+    assert model.depth_loss_weight == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("kwargs", [{"D": 0}, {"F": 2.5}, {"lam": -1.0}, {"target_depth": 9}])
+def test_bad_hyperparameters_are_user_errors(kwargs):
+    with pytest.raises(ModelIdError):
+        create_model(family="AdaDSR", scale=2, **{"D": 8, "F": 8, **kwargs})
+
+
+def test_adapter_structure_and_depth_input():
+    model = create_model("AdaDSR_s2_D4_F8")
+    convs = [m for m in model.adapter.net if isinstance(m, torch.nn.Conv2d)]
+    prelus = [m for m in model.adapter.net if isinstance(m, torch.nn.PReLU)]
+    assert len(convs) == 5 and len(prelus) == 4
+    assert convs[0].in_channels == 8 and convs[-1].out_channels == 1
+    z0 = torch.randn(2, 8, 6, 7)
+    with torch.no_grad():
+        zero = model.predict_depth(z0, 0.0)
+        one, three = model.predict_depth(z0, 1.0), model.predict_depth(z0, 3.0)
+    assert zero.shape == (2, 1, 6, 7) and torch.all(zero == 0)
+    assert torch.all(one >= 0)
+    torch.testing.assert_close(three, 3 * one)  # d scales the adapter's output
+
+
+@pytest.mark.parametrize("depth", [0.0, 1.5, 4.0])
+def test_dense_forward_is_the_gated_recurrence(depth):
+    torch.manual_seed(0)
+    model = _varied_adapter(create_model("AdaDSR_s2_D4_F8"))
+    model.inference_mode = "dense"
+    model.target_depth = depth
+    x = torch.rand(1, 3, 10, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), _reference_forward(model, x, depth), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("tile_size", [4, 16])
+@pytest.mark.parametrize("shape", [(1, 3, 21, 30), (2, 3, 13, 9)])
+def test_sparse_equals_masked_dense(tile_size, shape):
+    torch.manual_seed(1)
+    model = _varied_adapter(create_model("AdaDSR_s2_D4_F8", tile_size=tile_size), seed=2)
+    x = torch.rand(*shape)
+    for depth in (0.0, 0.7, 1.0, 2.0, 3.3, 4.0):
+        model.target_depth = depth
+        with torch.no_grad():
+            model.inference_mode = "dense"
+            dense = model(x)
+            model.inference_mode = "sparse"
+            sparse = model(x)
+        assert (sparse - dense).abs().max() <= 1e-4, depth
+    # at a low depth, deeper blocks compute on fewer positions, and small tiles skip some
+    model.target_depth = 0.7
+    model.reset_macs_stats()
+    with torch.no_grad():
+        model(x)
+    executed = model.active_fractions()["executed"]
+    assert executed == sorted(executed, reverse=True) and executed[-1] < 1.0
+    if tile_size == 4:
+        assert executed[0] < 1.0
+
+
+def test_sparse_matches_dense_at_full_depth_with_all_tiles_active():
+    torch.manual_seed(3)
+    model = create_model("AdaDSR_s2_D3_F8").eval()  # fresh adapter: d_hat ~ d everywhere
+    x = torch.rand(1, 3, 17, 19)
+    with torch.no_grad():
+        sparse = model(x)
+        model.inference_mode = "dense"
+        dense = model(x)
+    assert (sparse - dense).abs().max() <= 1e-4
+
+
+def test_training_step_draws_depths_and_adds_the_depth_penalty():
+    torch.manual_seed(4)
+    model = _varied_adapter(create_model("AdaDSR_s2_D4_F8", lam=0.5)).train()
+    batch = {"lr": torch.rand(3, 3, 8, 8), "hr": torch.rand(3, 3, 16, 16)}
+    torch.manual_seed(5)
+    sr, terms = model.training_step(batch, 0.3)
+    assert sr.shape == batch["hr"].shape and set(terms) == {"depth"}
+    # recompute with the same random depths: penalty = lam/255 * mean(max(0, mean(d_hat) - d))
+    torch.manual_seed(5)
+    depths = torch.rand(3) * 4
+    assert torch.all((depths >= 0) & (depths <= 4))
+    with torch.no_grad():
+        d_hat = model.predict_depth(model._head(batch["lr"]), depths)
+    expected = 0.5 / 255 * torch.relu(d_hat.mean(dim=(1, 2, 3)) - depths).mean()
+    torch.testing.assert_close(terms["depth"], expected)
+    (sr.abs().mean() + terms["depth"]).backward()
+    assert model.adapter.net[0].weight.grad is not None
+    assert model.adapter.net[0].weight.grad.abs().sum() > 0
+
+
+def test_count_macs_rises_with_depth_and_matches_the_plain_backbone():
+    torch.manual_seed(6)
+    model = _varied_adapter(create_model("AdaDSR_s2_D4_F8"), seed=7)
+    plain = create_model("AdaDSR-plain_s2_D4_F8")
+    x = torch.rand(1, 3, 24, 24)
+    shape = tuple(x.shape)
+    counts = []
+    for depth in (0.0, 1.0, 2.0, 3.0, 4.0):
+        model.target_depth = depth
+        model.reset_macs_stats()
+        with torch.no_grad():
+            model(x)
+        counts.append(model.count_macs(shape))
+    assert counts == sorted(counts) and counts[0] < counts[-1]
+    adapter = model.adapter.macs_per_pixel() * 24 * 24
+    assert counts[0] == plain.count_macs(shape) - 4 * 2 * 8 * 8 * 9 * 24 * 24 + adapter
+    model.inference_mode = "dense"
+    assert model.count_macs(shape) == plain.count_macs(shape) + adapter
+
+
+def test_plain_count_macs_agrees_with_fvcore():
+    fvcore = pytest.importorskip("fvcore.nn")
+    model = create_model("AdaDSR-plain_s3_D2_F8").eval()
+    x = torch.rand(1, 3, 10, 10)
+    counter = fvcore.FlopCountAnalysis(model, x)
+    counter.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    assert model.count_macs(tuple(x.shape)) == counter.total()
+
+
+def test_plain_backbone_loads_into_adadsr(tmp_path):
+    torch.manual_seed(8)
+    plain = create_model("AdaDSR-plain_s2_D2_F8")
+    path = tmp_path / "plain.pt"
+    torch.save(plain.state_dict(), path)
+    model = create_model("AdaDSR_s2_D2_F8").load_backbone(path).eval()
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        # a depth map >= D runs every block fully: the plain network's output
+        model.adapter.net[-1].bias.fill_(10.0)
+        model.adapter.net[-1].weight.zero_()
+        model.target_depth = 2
+        torch.testing.assert_close(model(x), plain.eval()(x), atol=1e-5, rtol=1e-5)
+    other = tmp_path / "other.pt"
+    torch.save(create_model("AdaDSR-plain_s2_D2_F16").state_dict(), other)
+    with pytest.raises(WeightsError, match="other.pt"):
+        create_model("AdaDSR_s2_D2_F8").load_backbone(other)
+    assert isinstance(plain, PlainEDSR)
+
+
+# --------------------------------------------------- the committed, trained checkpoint
+def _trained_model() -> AdaDSR:
+    assert CHECKPOINT.is_file(), f"{CHECKPOINT} missing: run benchmarks/adadsr_depth_study.py"
+    assert CHECKPOINT.stat().st_size < 1_000_000
+    return load_weights(create_model("AdaDSR_s2_D8_F32"), CHECKPOINT).eval()
+
+
+def _set5_crops():
+    from search.models.adadsr import _set5_lr_tensors
+
+    # centre crops keep the test fast; they hold both flat areas and edges
+    crops = []
+    for lr in _set5_lr_tensors(2):
+        h, w = lr.shape[-2:]
+        crops.append(lr[..., h // 2 - 40:h // 2 + 40, w // 2 - 40:w // 2 + 40])
+    return crops
+
+
+def test_trained_depth_tracks_target_and_is_deeper_on_edges():
+    import sys
+
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    from adadsr_depth_study import depth_on_gradients
+
+    model = _trained_model()
+    crops = _set5_crops()
+    means, high, low = [], [], []
+    with torch.no_grad():
+        z0s = [model._head(lr) for lr in crops]
+        for depth in (2.0, 4.0, 6.0, 8.0):
+            maps = [model.predict_depth(z0, depth)[0, 0] for z0 in z0s]
+            means.append(float(torch.stack([m.mean() for m in maps]).mean()))
+            if depth == 4.0:
+                for depth_map, lr in zip(maps, crops):
+                    h, lo = depth_on_gradients(depth_map, lr)
+                    high.append(h)
+                    low.append(lo)
+    assert means == sorted(means)
+    for depth, mean in zip((2.0, 4.0, 6.0, 8.0), means):
+        assert abs(mean - depth) < 0.25 * 8, (depth, mean)
+    assert sum(high) / len(high) > sum(low) / len(low)
+    assert sum(h > lo for h, lo in zip(high, low)) >= 4  # on (nearly) every image
+
+
+def test_trained_sparse_inference_equals_dense_and_macs_rise():
+    model = _trained_model()
+    lr = _set5_crops()[2]
+    counts = []
+    for depth in (2.0, 4.0, 6.0, 8.0):
+        model.target_depth = depth
+        model.reset_macs_stats()
+        with torch.no_grad():
+            model.inference_mode = "sparse"
+            sparse = model(lr)
+            model.inference_mode = "dense"
+            dense = model(lr)
+        model.inference_mode = "sparse"
+        counts.append(model.count_macs(tuple(lr.shape)))
+        assert (sparse - dense).abs().max() <= 1e-4
+    assert counts == sorted(counts) and counts[0] < 0.8 * counts[-1]

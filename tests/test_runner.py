@@ -1,0 +1,235 @@
+"""The Ray Tune + Optuna runner: failed trials, kill -9 and --resume, deterministic trials.
+
+Ray is started once for the module (num_cpus=2); studies use a 4-configuration space
+(Bicubic and three tiny eSR-MAX models at x2), the smoke budget and Set5 only.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from search.paths import REPO_ROOT
+from search.study import StudyOptions, TrialPipeline, TrialSettings, run_study, safe_trial
+
+TINY_SPACE = """\
+name: tiny
+scales: [2]
+fixed:
+  budget: smoke
+  test_sets: [Set5]
+  objectives: [psnr_Set5:max, params:min]
+families:
+  Bicubic: {}
+  eSR-MAX:
+    hparams:
+      K: [3]
+      C: {low: 1, high: 3}
+"""
+TINY_IDS = {"Bicubic_s2", "eSR-MAX_s2_K3_C1", "eSR-MAX_s2_K3_C2", "eSR-MAX_s2_K3_C3"}
+DIVERGING = "eSR-MAX_s2_K3_C2"
+
+
+def _real_profile_available() -> bool:
+    import search.profile
+
+    return hasattr(search.profile, "profile_model")
+
+
+def params_only_profile(model, *, device):
+    """Stand-in while search.profile.profile_model is not there: counts, no latency."""
+    return {"params": sum(p.numel() for p in model.parameters()), "flops": 0,
+            "latency_ms": 0.0, "latency_source": "stand-in"}
+
+
+def diverging_train(model, budget, **kwargs):
+    """The real trainer, except that one configuration 'diverges' like a NaN loss would."""
+    from search.study.trial import _train
+    from search.train import TrainingDiverged
+
+    if model.model_id == DIVERGING:
+        raise TrainingDiverged(f"{model.model_id}: loss is nan at step 3")
+    return _train(model, budget, **kwargs)
+
+
+def pipeline(**steps) -> TrialPipeline:
+    if not _real_profile_available():
+        steps.setdefault("profile", params_only_profile)
+    return TrialPipeline(**steps)
+
+
+@pytest.fixture(scope="session")
+def ray_address():
+    """One local Ray instance for all runner tests; subprocess studies join it via --address."""
+    import ray
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # stand-ins reach workers
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield ray.get_runtime_context().gcs_address
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture()
+def tiny_space(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_SPACE)
+    return path
+
+
+def read_rows(out_dir):
+    with open(out_dir / "trials.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def optuna_trials(out_dir, name="tiny"):
+    import optuna
+
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{out_dir / 'optuna.db'}")
+    return study.get_trials(deepcopy=False)
+
+
+def test_failed_trial_is_recorded_and_the_study_goes_on(ray_address, tiny_space, tmp_path):
+    from optuna.trial import TrialState
+
+    out = tmp_path / "study"
+    options = StudyOptions(space=str(tiny_space), out=str(out), sampler="grid", verbose=0)
+    summary = run_study(options, pipeline=pipeline(train=diverging_train))
+    rows = read_rows(out)
+    assert {r["config_id"] for r in rows} == TINY_IDS and len(rows) == 4
+    by_id = {r["config_id"]: r for r in rows}
+    failed = by_id[DIVERGING]
+    assert failed["status"] == "failed" and "TrainingDiverged" in failed["error"] and "nan" in failed["error"]
+    assert failed["psnr_Set5"] == ""  # no made-up number for a failed trial
+    assert summary.completed == 3 and summary.failed == 1
+    for config_id in TINY_IDS - {DIVERGING}:
+        row = by_id[config_id]
+        assert row["status"] == "complete", row
+        assert 20 < float(row["psnr_Set5"]) < 45 and 0 < float(row["ssim_Set5"]) <= 1
+        assert int(row["params"]) > 0 and row["latency_source"]
+        if _real_profile_available():
+            assert int(row["flops"]) > 0 and float(row["latency_ms"]) > 0
+            assert row["latency_source"] == "measured:cpu"
+    bicubic = by_id["Bicubic_s2"]
+    assert float(bicubic["train_time_s"]) == 0 and bicubic["weights_path"] == ""
+    trained = by_id["eSR-MAX_s2_K3_C1"]
+    assert int(trained["steps"]) > 0 and os.path.isfile(trained["weights_path"])
+    assert trained["K"] == "3" and trained["C"] == "1" and trained["model_id"] == "eSR-MAX_s2_K3_C1"
+
+    trials = {t.number: t for t in optuna_trials(out)}
+    assert len(trials) == 4
+    for row in rows:
+        trial = trials[int(row["trial"])]
+        assert trial.user_attrs["config_id"] == row["config_id"]
+        if row["status"] == "complete":
+            assert trial.state == TrialState.COMPLETE
+            assert trial.values == pytest.approx([float(row["psnr_Set5"]), float(row["params"])])
+        else:
+            assert trial.state == TrialState.FAIL
+
+
+def _run_cli(args, **kwargs):
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(REPO_ROOT))
+    return subprocess.Popen([sys.executable, "-m", "search.run", *args], cwd=REPO_ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def test_kill_9_then_resume_loses_and_repeats_nothing(ray_address, tiny_space, tmp_path):
+    from optuna.trial import TrialState
+
+    out = tmp_path / "study"
+    args = [str(tiny_space), "--sampler", "grid", "--budget", "smoke", "--out", str(out),
+            "--address", ray_address]
+    first = _run_cli(args)
+    deadline = time.time() + 150
+    try:
+        while time.time() < deadline and first.poll() is None:
+            if (out / "trials.csv").is_file() and len(read_rows(out)) >= 1:
+                break
+            time.sleep(0.2)
+        assert first.poll() is None, f"the study ended before it could be killed:\n{first.stdout.read()}"
+        time.sleep(1.0)  # let the next trial start, so the kill interrupts one
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    before = read_rows(out)
+    assert 1 <= len(before) < 4
+
+    second = _run_cli(args + ["--resume"])
+    output, _ = second.communicate(timeout=240)
+    assert second.returncode == 0, output
+    rows = read_rows(out)
+    assert rows[: len(before)] == before  # finished trials kept as they were
+    assert sorted(r["config_id"] for r in rows) == sorted(TINY_IDS)  # each exactly once
+    assert len({r["trial"] for r in rows}) == len(rows)
+
+    trials = optuna_trials(out)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    done = {t.number for t in trials if t.state == TrialState.COMPLETE}
+    assert done == {int(r["trial"]) for r in rows if r["status"] == "complete"}
+    interrupted = [t for t in trials if "interrupted" in t.user_attrs]
+    for trial in interrupted:  # the trial the kill cut short ran again after the resume
+        assert trial.state == TrialState.FAIL
+        assert trial.user_attrs.get("config_id") in {r["config_id"] for r in rows}
+    assert int(json.loads((out / "study.json").read_text())["options"]["trials"]) == 4
+
+
+DETERMINISM_SCRIPT = """
+import json, sys
+sys.path.insert(0, {root!r})
+import torch
+torch.set_num_threads(1)
+from tests.test_runner import smoke_trial
+print(json.dumps(smoke_trial({out!r})))
+"""
+
+
+def smoke_trial(out_dir: str) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    settings = TrialSettings(budget="smoke", train_sets=["T91"], test_sets=["Set5"],
+                             objectives=["psnr_Set5"], out_dir=out_dir, seed=3)
+    config = {"config_id": "eSR-TM_s2_K3_C2", "model_id": "eSR-TM_s2_K3_C2", "family": "eSR-TM",
+              "scale": 2, "K": 3, "C": 2}
+    row = safe_trial(config, settings, 0, TrialPipeline(profile=params_only_profile))
+    assert row["status"] == "complete", row
+    return {k: row[k] for k in ("psnr_Set5", "ssim_Set5", "final_loss", "steps", "params")}
+
+
+def test_same_seed_same_smoke_metrics_also_in_a_second_process(tmp_path):
+    first = smoke_trial(str(tmp_path / "a"))
+    assert math.isfinite(first["psnr_Set5"]) and first["steps"] > 0
+    assert smoke_trial(str(tmp_path / "b")) == first
+    script = DETERMINISM_SCRIPT.format(root=str(REPO_ROOT), out=str(tmp_path / "c"))
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == first
+
+
+def test_fresh_study_refuses_an_existing_folder_and_resume_needs_one(tiny_space, tmp_path):
+    from search.errors import UserError
+
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "trials.csv").write_text("trial\n")
+    with pytest.raises(UserError, match="already holds a study"):
+        run_study(StudyOptions(space=str(tiny_space), out=str(out), sampler="grid", verbose=0))
+    with pytest.raises(UserError, match="nothing to resume"):
+        run_study(StudyOptions(space=str(tiny_space), out=str(tmp_path / "empty"), verbose=0), resume=True)
