@@ -130,17 +130,31 @@ def test_training_step_draws_depths_and_adds_the_depth_penalty():
     torch.manual_seed(5)
     sr, terms = model.training_step(batch, 0.3)
     assert sr.shape == batch["hr"].shape and set(terms) == {"depth"}
-    # recompute with the same random depths: penalty = lam/255 * mean(max(0, mean(d_hat) - d))
+    # recompute with the same random depths: penalty = lam * mean(max(0, mean(d_hat) - d))
     torch.manual_seed(5)
     depths = torch.rand(3) * 4
     assert torch.all((depths >= 0) & (depths <= 4))
     with torch.no_grad():
         d_hat = model.predict_depth(model._head(batch["lr"]), depths)
-    expected = 0.5 / 255 * torch.relu(d_hat.mean(dim=(1, 2, 3)) - depths).mean()
+    expected = 0.5 * torch.relu(d_hat.mean(dim=(1, 2, 3)) - depths).mean()
     torch.testing.assert_close(terms["depth"], expected)
     (sr.abs().mean() + terms["depth"]).backward()
     assert model.adapter.net[0].weight.grad is not None
     assert model.adapter.net[0].weight.grad.abs().sum() > 0
+
+
+def test_hard_constraint_rescales_the_map_to_mean_d():
+    torch.manual_seed(9)
+    model = _varied_adapter(create_model("AdaDSR_s2_D4_F8", constraint="hard"))
+    z0 = torch.randn(2, 8, 7, 9)
+    with torch.no_grad():
+        depth_map = model.predict_depth(z0, torch.tensor([1.5, 3.0]))
+    torch.testing.assert_close(depth_map.mean(dim=(1, 2, 3)), torch.tensor([1.5, 3.0]))
+    model.train()
+    sr, terms = model.training_step({"lr": torch.rand(2, 3, 6, 6), "hr": torch.rand(2, 3, 12, 12)}, 0.0)
+    assert terms == {} and sr.shape == (2, 3, 12, 12)
+    with pytest.raises(ModelIdError):
+        create_model("AdaDSR_s2_D4_F8", constraint="medium")
 
 
 def test_count_macs_rises_with_depth_and_matches_the_plain_backbone():

@@ -151,3 +151,44 @@ def test_families_metadata():
     for name in IMDN_FAMILIES:
         info = get_family(name)
         assert info.color == "rgb" and info.default_protocol == "standard"
+
+
+def test_ablation_report_from_trials_csv(tmp_path):
+    from search.report.imdn_ablation import main
+
+    columns = ["trial", "config_id", "model_id", "family", "scale", "status", "error", "R", "B", "F",
+               "psnr_Set5", "ssim_Set5", "params", "flops", "latency_ms", "latency_source", "train_time_s"]
+    for seed, offset in ((0, 0.0), (1, 0.1)):
+        study = tmp_path / f"seed{seed}"
+        study.mkdir()
+        with open(study / "trials.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(columns)
+            for i, ratio in enumerate((0.25, 0.5)):
+                model_id = f"IMDN_s4_B1_F8_R{ratio:g}"
+                params = sum(p.numel() for p in create_model(model_id).parameters())
+                writer.writerow([i, model_id, model_id, "IMDN", 4, "complete", "", ratio, 1, 8,
+                                 28.0 + ratio + offset, 0.8, params, 1, 2.0, "measured:cpu", 3.0])
+            writer.writerow([2, "x", "x", "IMDN", 4, "failed", "boom"] + [""] * 10)
+    out = tmp_path / "report"
+    assert main([str(tmp_path / "seed0"), str(tmp_path / "seed1"), "--out", str(out)]) == 0
+    with open(out / "ratio_ablation.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [float(r["R"]) for r in rows] == [0.25, 0.5]
+    assert float(rows[0]["psnr_Set5"]) == pytest.approx(28.3)
+    assert float(rows[0]["psnr_Set5_min"]) == pytest.approx(28.25)
+    assert rows[0]["paper_ratio"] == "True" and rows[1]["paper_ratio"] == "False"
+    assert "**IMDN_s4_B1_F8_R0.25**" in (out / "ratio_ablation.md").read_text()
+    assert (out / "ratio_ablation.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("family", IMDN_FAMILIES)
+def test_own_saved_weights_reload_strictly(family, tmp_path):
+    torch.manual_seed(0)
+    model = create_model(family=family, scale=2, B=2, F=8, R=0.25)
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    torch.manual_seed(1)
+    other = load_weights(create_model(family=family, scale=2, B=2, F=8, R=0.25), tmp_path / "weights.pt")
+    x = torch.rand(1, 3, 6, 6)
+    with torch.no_grad():
+        assert torch.equal(model(x), other(x))

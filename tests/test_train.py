@@ -271,6 +271,27 @@ def test_budgets_in_params_and_overrides():
     assert resolve_budget(custom, "IMDN")["lr"] == 5e-4
     assert resolve_budget(custom, "IMDN")["patch_size"] == 96
     assert resolve_budget(custom, "eSR-TM")["lr"] == 1e-3
+    patterns = {"steps": 10, "overrides": {"eSR-*": {"loss_border": 3}, "eSR-TR": {"lr": 0.5}}}
+    assert resolve_budget(patterns, "eSR-TR")["loss_border"] == 3
+    assert resolve_budget(patterns, "eSR-TR")["lr"] == 0.5
+    assert resolve_budget(patterns, "IMDN")["loss_border"] == 0
+
+
+def test_loss_border_leaves_patch_edges_out():
+    from search.train import training_loss
+
+    class EdgeWrong(SRModel):
+        def training_step(self, batch, progress):
+            sr = batch["hr"].clone()
+            sr[..., :2, :] += 1.0  # wrong only in the outer HR rows (1 LR pixel at x2)
+            return sr, {}
+
+    batch = {"lr": torch.rand(2, 1, 8, 8), "hr": torch.rand(2, 1, 16, 16)}
+    assert float(training_loss(EdgeWrong(), batch, 0.0)[0]) > 0.1
+    assert float(training_loss(EdgeWrong(), batch, 0.0, border=1)[0]) == 0.0
+    with pytest.raises(UserError, match="loss_border"):
+        train_model(create_model("eSR-MAX_s2_K3_C1"), {**SMOKE, "loss_border": 6},
+                    train_sets=("T91",), progress=False)
 
 
 def test_learning_rate_schedules():

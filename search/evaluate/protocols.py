@@ -187,15 +187,15 @@ register_protocol(PROTOCOLS["standard"].with_options(
 # Recovered from the released eSR models and their published results (docs/evaluation.md).
 register_protocol(Protocol(
     name="esr",
-    description="eSR tests.pkl protocol: BT.601 luma of the BGR-ordered array, float LR, "
-                "metrics on Y of the gray replicated to RGB",
+    description="eSR tests.pkl protocol: gray = BT.601 luma of the BGR-ordered array (float), "
+                "float MATLAB-bicubic LR, float output, metrics on Y of the gray replicated to RGB",
     gray_channel="bt601-bgr",
     round_gray_hr=False,
     gray_metric="replicated-y",
     gray_images="rgb",
     lr_from_files=False,
     round_lr=False,
-    quantize_output=True,
+    quantize_output=False,
 ))
 
 

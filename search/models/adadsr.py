@@ -14,9 +14,8 @@ four, one output channel; the desired depth ``d`` multiplies its output after th
 ``d = 0`` gives ``d_hat = 0`` (all blocks skipped) and the map scales with ``d``.
 
 Training (``training_step``): ``d ~ U[0, D]`` per sample, loss = L1 (added by the trainer)
-+ ``lambda / 255 * max(0, mean(d_hat) - d)`` (mean over each sample's map, then over the
-batch): the official loss ``L1_255 + lambda * max(...)`` on [0, 255] images, divided by 255
-for our [0, 1] images, so ``lambda = 0.01`` keeps the paper's balance between the terms.
++ ``lambda * max(0, mean(d_hat) - d)`` (mean over each sample's map, then over the batch),
+with L1 on [0, 1] images (the official code's L1 is on [0, 255]: see docs/adadsr.md).
 
 Inference: ``model.target_depth`` (default ``D``) is the desired depth. In ``"sparse"`` mode
 (the default in eval) block ``l`` only computes on the tiles of the LR grid where
@@ -48,8 +47,10 @@ from search.models.registry import SRModel, register_family
 # DIV2K RGB mean used by EDSR's MeanShift (in [0, 1] units).
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 DEFAULT_LAMBDA = 0.01
-PIXEL_RANGE = 255.0  # the official code's image range; lambda is given in its units
 DEFAULT_TILE = 16
+# soft: depth loss lambda * max(0, mean(d_hat) - d) (the paper's AdaEDSR); hard: the map is
+# rescaled to mean d per image and the loss is L1 only (the official code's other option).
+CONSTRAINTS = ("soft", "hard")
 # Above this fraction of active tiles a block runs densely (same result, less gathering).
 DENSE_TILE_FRACTION = 0.85
 
@@ -80,8 +81,11 @@ class ResBlock(nn.Module):
 class DepthAdapter(nn.Module):
     """P: conv, (PReLU, conv) x 4 at F/2 features -> 1 channel; times d; ReLU."""
 
-    def __init__(self, features: int, layers: int = 5, reduction: int = 2):
+    def __init__(self, features: int, layers: int = 5, reduction: int = 2, constraint: str = "soft"):
         super().__init__()
+        if constraint not in CONSTRAINTS:
+            raise ValueError(f"constraint must be one of {', '.join(CONSTRAINTS)}, got {constraint!r}")
+        self.constraint = constraint
         hidden = max(1, features // reduction)
         modules: list[nn.Module] = [_conv3x3(features, hidden)]
         for index in range(1, layers):
@@ -97,7 +101,11 @@ class DepthAdapter(nn.Module):
 
     def forward(self, z0: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
         """``depth``: N desired depths -> N x 1 x h x w depth map (>= 0)."""
-        return torch.relu(self.net(z0) * depth.view(-1, 1, 1, 1))
+        depth = depth.view(-1, 1, 1, 1)
+        if self.constraint == "hard":  # official constrain='hard': rescale to mean d
+            raw = torch.relu(self.net(z0))
+            return raw / raw.mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6) * depth
+        return torch.relu(self.net(z0) * depth)
 
     def macs_per_pixel(self) -> int:
         return sum(m.in_channels * m.out_channels * 9 for m in self.net if isinstance(m, nn.Conv2d))
@@ -177,9 +185,9 @@ class AdaDSR(EDSRBackbone):
     """EDSR backbone whose blocks run only where the predicted depth map reaches them."""
 
     def __init__(self, scale: int, D: int, F: int, lam: float = DEFAULT_LAMBDA,
-                 tile_size: int = DEFAULT_TILE):
+                 tile_size: int = DEFAULT_TILE, constraint: str = "soft"):
         super().__init__(scale, D, F)
-        self.adapter = DepthAdapter(self.features)
+        self.adapter = DepthAdapter(self.features, constraint=constraint)
         self.depth_loss_weight = float(lam)
         if self.depth_loss_weight < 0:
             raise ValueError(f"lambda must be >= 0, got {lam!r}")
@@ -291,10 +299,10 @@ class AdaDSR(EDSRBackbone):
         lr = batch["lr"]
         depth = torch.rand(lr.shape[0], device=lr.device, dtype=lr.dtype) * self.num_blocks
         sr, depth_map = self._forward(lr, depth, sparse=False)
+        if self.adapter.constraint == "hard":
+            return sr, {}  # mean(d_hat) = d by construction
         excess = torch.relu(depth_map.mean(dim=(1, 2, 3)) - depth)
-        # lambda is in the paper's units (L1 on [0, 255] images); our L1 is on [0, 1], so the
-        # whole paper loss is divided by 255 to keep its balance between L1 and depth.
-        return sr, {"depth": self.depth_loss_weight / PIXEL_RANGE * excess.mean()}
+        return sr, {"depth": self.depth_loss_weight * excess.mean()}
 
     # ------------------------------------------------------------ sparse blocks
     def _sparse_body(self, z0: torch.Tensor, depth_map: torch.Tensor) -> torch.Tensor:
@@ -416,9 +424,10 @@ def _set5_lr_tensors(scale: int) -> list[torch.Tensor]:
 @register_family("AdaDSR", id_fields=("D", "F"), color="rgb", paper="adadsr",
                  defaults={"D": 8, "F": 32})
 def adadsr(scale: int, D: int = 8, F: int = 32, lam: float = DEFAULT_LAMBDA,
-           target_depth: float | None = None, tile_size: int = DEFAULT_TILE) -> AdaDSR:
+           target_depth: float | None = None, tile_size: int = DEFAULT_TILE,
+           constraint: str = "soft") -> AdaDSR:
     """AdaDSR: EDSR-style blocks gated per pixel by an adapter's depth map (sparse inference)."""
-    model = AdaDSR(scale, D, F, lam=lam, tile_size=tile_size)
+    model = AdaDSR(scale, D, F, lam=lam, tile_size=tile_size, constraint=constraint)
     if target_depth is not None:
         model.target_depth = float(target_depth)
     return model

@@ -104,6 +104,13 @@ class DegradationPredictor(nn.Module):
             layers.append(nn.Conv2d(widths[index], widths[index + 1], 5, stride=stride, padding=2))
             layers.append(nn.LeakyReLU(0.2))
         self.convs = nn.Sequential(*layers)
+        # He init keeps the activations' scale through the six layers (PyTorch's default
+        # conv init shrinks it at every layer, so the pooled output would start almost
+        # independent of the image).
+        for module in self.convs:
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, a=0.2, nonlinearity="leaky_relu")
+                nn.init.zeros_(module.bias)
         self.mapping = nn.Sequential(nn.Linear(params, MLP_HIDDEN), nn.LeakyReLU(0.2),
                                      nn.Linear(MLP_HIDDEN, experts))
 

@@ -37,7 +37,7 @@ import re
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as functional
 from torch import nn
 
 from search.models.registry import ModelSpec, SRModel, register_family
@@ -117,7 +117,7 @@ class InformationDistillationBlock(nn.Module):
         kept = []
         remaining = x
         for step in self.refine[:-1]:
-            out = F.leaky_relu(step(remaining), LEAKY_SLOPE)
+            out = functional.leaky_relu(step(remaining), LEAKY_SLOPE)
             distilled, remaining = torch.split(out, (self.distilled, self.remaining), dim=1)
             kept.append(distilled)
         kept.append(self.refine[-1](remaining))
@@ -185,14 +185,14 @@ class IMDN(SRModel):
         if not self.adaptive:
             return self.body(x)
         if self.scale != 1:
-            x = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+            x = functional.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
         height, width = x.shape[-2:]
         pad_h = -height % AS_STRIDE
         pad_w = -width % AS_STRIDE
         if pad_h or pad_w:
             # Bottom/right padding keeps the stride-4 grid anchored at the top-left corner, so
             # every output pixel sees the same grid phase as in an unpadded run.
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+            x = functional.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         return self.body(x)[..., :height, :width]
 
     def adapt_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -189,12 +189,12 @@ class SparseMaskBlock(nn.Module):
         plan = self._sparse_plan()
         dense, sparse = x, None
         dense_features, sparse_features = [], []
-        for layer, conv in enumerate(plan.layers):
-            dense, sparse = sparse_conv3x3(dense, sparse, conv, index, workspace, layer)
+        for conv in plan.layers:
+            dense, sparse = sparse_conv3x3(dense, sparse, conv, index, workspace)
             dense.relu_()
             sparse.relu_()
             dense_features.append(dense)
-            sparse_features.append(sparse[: index.count])
+            sparse_features.append(sparse)
         height, width, count = index.height, index.width, index.count
         out = None
         for feature, weight in zip(dense_features, plan.collect_dense):
@@ -326,7 +326,9 @@ class SMSR(SRModel):
         x0 = self.sub_mean(x * self.rgb_range)
         head = self.head(x0)
         if self.inference == "sparse":
-            features = torch.cat([self._body_sparse(head[i : i + 1]) for i in range(head.shape[0])])
+            head = head.contiguous(memory_format=torch.channels_last)  # the layout the gathers need
+            per_image = [self._body_sparse(head[i : i + 1]) for i in range(head.shape[0])]
+            features = per_image[0] if len(per_image) == 1 else torch.cat(per_image)
         else:
             features = self._body_dense_hard(head)
         return self._reconstruct(features, head, x0)
@@ -375,7 +377,7 @@ class SMSR(SRModel):
         return torch.cat(outputs, 1)
 
     def _body_sparse(self, head: torch.Tensor) -> torch.Tensor:
-        feature = head.contiguous(memory_format=torch.channels_last)
+        feature = head
         outputs = []
         for m, module in enumerate(self.body):
             mask = module.hard_spatial_mask(module.spatial_logits(feature))[0, 0]

@@ -95,7 +95,7 @@ def export_onnx(model: nn.Module, out: str | Path | None = None, *,
             failure = failure or exc
             continue
         data = buffer.getvalue()
-        if dynamic and not _runs(data, x):
+        if dynamic and not _dynamic_graph_is_faithful(data, exported, x):
             continue  # exported, but shapes were baked in somewhere: use a static graph
         if info is not None:
             info.update({"dynamic": dynamic, "sample_lr_shape": list(sample_lr_shape), "note": note})
@@ -111,20 +111,26 @@ def export_onnx(model: nn.Module, out: str | Path | None = None, *,
     return data
 
 
-def _runs(payload: bytes, x: torch.Tensor) -> bool:
-    """Whether onnxruntime runs the graph on ``x`` and on a differently sized input."""
+def _dynamic_graph_is_faithful(payload: bytes, model: nn.Module, x: torch.Tensor) -> bool:
+    """Whether onnxruntime reproduces ``model`` on an input of another (odd) size.
+
+    A dynamic export can silently bake a shape-dependent value (padding, crop) into the
+    graph; then it runs at other sizes but computes something else.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 4  # a failing probe is expected here; keep stderr quiet
+    other = torch.rand((x.shape[0], x.shape[1], x.shape[2] + 3, x.shape[3] + 5),
+                       generator=torch.Generator().manual_seed(2))
     try:
         session = ort.InferenceSession(payload, options, providers=["CPUExecutionProvider"])
-        session.run(["sr"], {"lr": x.numpy()})
-        bigger = torch.rand((x.shape[0], x.shape[1], x.shape[2] + 4, x.shape[3] + 2))
-        session.run(["sr"], {"lr": bigger.numpy()})
-        return True
+        (got,) = session.run(["sr"], {"lr": other.numpy()})
+        with torch.no_grad():
+            expected = model(other).numpy()
     except Exception:
         return False
+    return got.shape == expected.shape and bool(np.allclose(got, expected, atol=1e-4, rtol=0))
 
 
 def check_onnx(model: nn.Module, onnx_model: bytes | str | Path, *,

@@ -49,6 +49,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     ("lr_mpx", "hr_mpx", "n_ops", "macs", "bytes")
     + tuple(f"{stat}_{kind}" for kind in OP_KINDS for stat in ("n", "macs", "bytes"))
     + ("max_cout", "sum_cout", "last_cout", "max_kernel", "max_channels_hr")
+    # fp16 kernels (tensor cores) want even channel counts; odd ones take slower paths
+    + ("n_conv_odd", "macs_conv_odd", "bytes_odd_channels")
 )
 # Prior: latency ~ c0 + per-launch costs + per-MAC and per-byte costs (non-negative).
 PRIOR_FEATURES: tuple[str, ...] = (
@@ -82,7 +84,14 @@ def graph_features(model: nn.Module, output_size: tuple[int, int] = (1080, 1920)
         feats[f"n_{kind}"] += 1
         feats[f"macs_{kind}"] += rec.macs / 1e9
         feats[f"bytes_{kind}"] += moved
+        odd_in = rec.in_channels > 1 and rec.in_channels % 2 == 1
+        odd_out = rec.out_channels > 1 and rec.out_channels % 2 == 1
+        if odd_in or odd_out:
+            feats["bytes_odd_channels"] += moved
         if kind in ("conv", "conv_transpose"):
+            if odd_in or odd_out:
+                feats["n_conv_odd"] += 1
+                feats["macs_conv_odd"] += rec.macs / 1e9
             feats["max_cout"] = max(feats["max_cout"], rec.out_channels)
             feats["sum_cout"] += rec.out_channels
             feats["last_cout"] = rec.out_channels

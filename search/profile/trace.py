@@ -75,6 +75,7 @@ class OpRecord:
     out_elements: int
     out_channels: int
     kernel: int        # kernel height*width for convolutions, else 0
+    in_channels: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -164,6 +165,7 @@ class _Recorder(TorchDispatchMode):
             bytes_read=int(read), bytes_written=int(written),
             out_elements=sum(t.numel() for t in outputs), out_channels=out_channels,
             kernel=kernel,
+            in_channels=_channels(tuple(inputs[0].shape)) if inputs else 0,
         ))
         return out
 

@@ -90,6 +90,8 @@ class StudySummary:
     trials_target: int
     rows: list[dict[str, str]] = field(default_factory=list)
     ran_now: int = 0
+    setup_s: float = 0.0  # wall time before Tune started running trials
+    fit_s: float = 0.0    # wall time of Tuner.fit
 
     @property
     def completed(self) -> int:
@@ -245,15 +247,16 @@ def make_trial_recorder(*args, **kwargs):
                 self._write(trial, result)
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            error = "the trial's Ray worker failed"
+            # Reached without a row only when the worker itself died (killed, out of memory).
+            if trial.trial_id in self.written:
+                return
+            error = f"the trial's Ray worker died (killed, out of memory?); Tune's logs: {trial.local_path}"
             try:
-                text = trial.error_message if hasattr(trial, "error_message") else None
-                if text:
-                    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
-                    error = lines[-1] if lines else error
-            except Exception:
+                lines = [ln.strip() for ln in str(trial.get_error() or "").splitlines() if ln.strip()]
+                error = next((ln for ln in reversed(lines) if "Error" in ln or "error" in ln), error)
+            except Exception:  # the error file is Tune's; a row matters more than its wording
                 pass
-            self._write(trial, {"status": STATUS_FAILED, "error": error})
+            self._write(trial, {"status": STATUS_FAILED, "error": error[:500]})
 
     return TrialRecorder(*args, **kwargs)
 
@@ -284,6 +287,7 @@ def run_study(options: StudyOptions, *, resume: bool = False, pipeline: TrialPip
               log=print) -> StudySummary:
     import optuna
 
+    started = time.perf_counter()
     out_dir = Path(options.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     if resume:
@@ -316,6 +320,7 @@ def run_study(options: StudyOptions, *, resume: bool = False, pipeline: TrialPip
         raise UserError(f"--trials must be at least 1, got {trials_target}")
     if budget is not None and isinstance(budget, str):
         _check_budget(budget)
+    _check_device(options.device)
     storage_url = options.storage or default_storage(out_dir)
     study_name = space.name
 
@@ -370,10 +375,11 @@ def run_study(options: StudyOptions, *, resume: bool = False, pipeline: TrialPip
         enqueue_grid(memory_study, [c for c in grid_order(grid_ids, seed) if c not in done])
     memory_storage.mirror = mirror  # from here on, finished trials are copied to the RDB
     try:
-        summary.ran_now = _fit(define, options, settings, memory_storage, study_name, metric_names, modes,
-                               seed, remaining, len(rows), trials_target, table, pipeline)
+        summary.ran_now, summary.fit_s = _fit(define, options, settings, memory_storage, study_name, metric_names,
+                                              modes, seed, remaining, len(rows), trials_target, table, pipeline)
     finally:
         mirror.close()
+    summary.setup_s = time.perf_counter() - started - summary.fit_s
     for problem in mirror.errors:
         log(f"warning: not copied to {storage_url}: {problem} (the row is in trials.csv; --resume adds it)")
     summary.rows = table.read()
@@ -398,6 +404,12 @@ def _check_budget(name: str) -> None:
     load_budget(name)  # raises a UserError naming params.yaml for an unknown budget
 
 
+def _check_device(name: str) -> None:
+    from search.profile import get_device
+
+    get_device(name)  # a UserError naming devices/ for an unknown device
+
+
 def _quiet_tune(verbose: int) -> None:
     """Our one line per trial replaces Tune's tables; failed trials are in trials.csv."""
     if verbose > 1:
@@ -408,7 +420,7 @@ def _quiet_tune(verbose: int) -> None:
 
 
 def _fit(define, options, settings, memory_storage, study_name, metric_names, modes, seed,
-         remaining, finished, trials_target, table, pipeline) -> int:
+         remaining, finished, trials_target, table, pipeline) -> tuple[int, float]:
     import ray
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
@@ -449,8 +461,9 @@ def _fit(define, options, settings, memory_storage, study_name, metric_names, mo
                 verbose=0,
             ),
         )
+        fit_started = time.perf_counter()
         tuner.fit()
-        return recorder.count
+        return recorder.count, time.perf_counter() - fit_started
     finally:
         if started_ray:
             ray.shutdown()

@@ -129,7 +129,8 @@ def run_trial(config: dict[str, Any], settings: TrialSettings, trial_number: int
     model.to("cpu")
     profile = pipeline.profile(model, device=settings.device)
     row.update(params=profile.get("params"), flops=profile.get("flops"),
-               latency_ms=profile.get("latency_ms"), latency_source=profile.get("latency_source"))
+               latency_ms=profile.get("latency_ms"), latency_source=profile.get("latency_source"),
+               latency_cv_within_10pct=profile.get("latency_cv_within_10pct"))
     for objective in settings.objectives:
         value = row.get(objective)
         if value is None or not math.isfinite(float(value)):

@@ -3,7 +3,8 @@
 A budget is a dict of the keys in :data:`BUDGET_DEFAULTS`; ``patch_size`` is the **HR** patch
 side (BasicSR's ``gt_size``, IMDN's ``--patch_size``), rounded down to a multiple of the
 scale. A budget may carry ``overrides: {<family>: {key: value}}`` applied for models of that
-family (family names as in the registry, e.g. ``eSR-TM``, ``IMDN``)::
+family (family names as in the registry, e.g. ``eSR-TM``, ``IMDN``, or shell patterns such
+as ``eSR-*``; every matching entry is applied, in file order)::
 
     budgets:
       quick:
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +45,10 @@ BUDGET_DEFAULTS: dict[str, Any] = {
     "betas": [0.9, 0.999],
     "grad_clip": 0.0,         # max gradient norm; 0 = off
     "augment": True,          # random flips / 90-degree rotations
+    "loss_border": 0,         # LR pixels at each patch edge left out of the L1 term
     "final_loss_window": 0.1,  # final_loss = mean loss over this fraction of the last steps
 }
-_INT_KEYS = ("steps", "batch_size", "patch_size", "warmup_steps")
+_INT_KEYS = ("steps", "batch_size", "patch_size", "warmup_steps", "loss_border")
 _FLOAT_KEYS = ("lr", "min_lr", "gamma", "weight_decay", "grad_clip", "final_loss_window")
 
 
@@ -117,6 +120,8 @@ def _check_keys(values: dict, name: str, source, *, fill: bool = True) -> dict:
     for key in ("steps", "batch_size", "patch_size"):
         if key in merged and merged[key] < 1:
             problems.append(f"{key} must be >= 1")
+    if merged.get("loss_border", 0) < 0:
+        problems.append("loss_border must be >= 0")
     if "lr" in merged and not merged["lr"] > 0:
         problems.append("lr must be > 0")
     if "lr_schedule" in merged and merged["lr_schedule"] not in LR_SCHEDULES:
@@ -140,11 +145,14 @@ def resolve_budget(budget: str | dict, family: str | None = None) -> dict:
     else:
         resolved = validate_budget(budget, name=str(budget.get("name", "<custom>")))
     overrides = resolved.pop("overrides", {})
+    applied = []
     if family is not None:
-        lowered = {str(k).lower(): v for k, v in overrides.items()}
-        resolved.update(copy.deepcopy(lowered.get(family.lower(), {})))
-        if family.lower() in lowered:
-            resolved["override"] = family
+        # exact family names and shell patterns (``eSR-*``), applied in file order
+        for pattern, values in overrides.items():
+            if fnmatch.fnmatchcase(family.lower(), str(pattern).lower()):
+                resolved.update(copy.deepcopy(values))
+                applied.append(str(pattern))
+    resolved["overrides_applied"] = applied
     return resolved
 
 

@@ -114,6 +114,9 @@ def train_model(model: nn.Module, budget: str | dict, *, train_sets=("T91",), se
     reinitialised = reinit and reinitialise_from_id(model, seed)
     seed_everything(seed)  # the same RNG state for the steps whether or not we rebuilt
 
+    if 2 * settings["loss_border"] >= settings["patch_size"] // scale:
+        raise UserError(f"budget {settings['name']!r}: loss_border {settings['loss_border']} leaves "
+                        f"nothing of a {settings['patch_size'] // scale}-pixel LR patch at x{scale}")
     sampler = PatchSampler(train_sets, scale=scale, patch_size=settings["patch_size"], color=color,
                            gray_recipe=recipe, seed=seed, data_root=data_root, augment=settings["augment"],
                            progress=progress)
@@ -140,7 +143,7 @@ def train_model(model: nn.Module, budget: str | dict, *, train_sets=("T91",), se
         lr_np, hr_np = sampler.sample(settings["batch_size"])
         batch = {"lr": torch.from_numpy(lr_np).to(device), "hr": torch.from_numpy(hr_np).to(device)}
         optimizer.zero_grad(set_to_none=True)
-        total, terms = training_loss(model, batch, step / steps)
+        total, terms = training_loss(model, batch, step / steps, border=settings["loss_border"])
         value = float(total.detach())
         if not math.isfinite(value):
             bar.close()
