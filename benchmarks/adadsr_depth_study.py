@@ -51,21 +51,25 @@ def train(args) -> dict:
 
     plain = create_model(family="AdaDSR-plain", scale=args.scale, D=args.D, F=args.F)
     plain_budget = dict(PLAIN_BUDGET, steps=args.plain_steps)
-    ada_budget = dict(ADA_BUDGET, steps=args.ada_steps)
+    ada_budget = dict(ADA_BUDGET, steps=args.ada_steps, lr=args.ada_lr)
     plain_checkpoint = RUNS_DIR / f"{plain.model_id}.pt"
     if args.reuse_plain and plain_checkpoint.is_file():
         load_weights(plain, plain_checkpoint)
-        previous = json.loads((REPORT_DIR / "training.json").read_text())["plain"]
-        plain_result = {k: v for k, v in previous.items() if k not in ("model_id", "budget")}
+        log_path = RUNS_DIR / plain.model_id / "train_log.json"
+        plain_result = json.loads(log_path.read_text())["result"] if log_path.is_file() else {}
         plain_result["weights_path"] = str(plain_checkpoint)
+        plain_result["reused"] = True
     else:
         plain_result = train_model(plain, plain_budget, seed=args.seed, progress=args.progress,
                                    out_dir=RUNS_DIR / plain.model_id)
-    model = create_model(family="AdaDSR", scale=args.scale, D=args.D, F=args.F, lam=args.lam)
-    model.load_backbone(plain_result["weights_path"])
-    # reinit=False: keep the backbone just loaded (train_model would redraw all weights).
+    model = create_model(family="AdaDSR", scale=args.scale, D=args.D, F=args.F, lam=args.lam,
+                         constraint=args.constraint)
+    if not args.scratch:
+        model.load_backbone(plain_result["weights_path"])
+    # reinit=False keeps the backbone just loaded (train_model would redraw all weights).
     ada_result = train_model(model, ada_budget, seed=args.seed, progress=args.progress,
-                             out_dir=RUNS_DIR / model.model_id, reinit=False)
+                             out_dir=RUNS_DIR / f"{model.model_id}_{REPORT_DIR.name}",
+                             reinit=args.scratch)
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
     checkpoint = REPORT_DIR / f"{model.model_id}.pt"
     torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, checkpoint)
@@ -73,7 +77,8 @@ def train(args) -> dict:
                plain_checkpoint)
     summary = {"plain": {"model_id": plain.model_id, "budget": plain_budget, **plain_result},
                "adadsr": {"model_id": model.model_id, "budget": ada_budget, "lambda": args.lam,
-                          **ada_result},
+                          "constraint": args.constraint,
+                          "init": "scratch" if args.scratch else "plain backbone", **ada_result},
                "seed": args.seed, "threads": torch.get_num_threads(),
                "cpu": platform.processor() or platform.machine()}
     (REPORT_DIR / "training.json").write_text(json.dumps(summary, indent=1, default=str))
@@ -132,7 +137,8 @@ def evaluate(args) -> list[dict]:
     from search.evaluate.protocols import get_protocol
     from search.paths import SHIPPED_DATA
 
-    model = create_model(family="AdaDSR", scale=args.scale, D=args.D, F=args.F, lam=args.lam)
+    model = create_model(family="AdaDSR", scale=args.scale, D=args.D, F=args.F, lam=args.lam,
+                         constraint=args.constraint)
     checkpoint = REPORT_DIR / f"{model.model_id}.pt"
     load_weights(model, checkpoint)
     model.eval()
@@ -319,6 +325,7 @@ def _plot(rows, gradient_rows, names, depths, args) -> None:
 
 @cli_main
 def main(argv=None) -> int:
+    global REPORT_DIR
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=int, default=2)
     parser.add_argument("--D", type=int, default=8)
@@ -331,11 +338,17 @@ def main(argv=None) -> int:
     parser.add_argument("--reuse-plain", action="store_true",
                         help="with --retrain: keep runs/adadsr/<plain id>.pt, train AdaDSR only")
     parser.add_argument("--train-only", action="store_true")
+    parser.add_argument("--constraint", choices=("soft", "hard"), default="soft")
+    parser.add_argument("--scratch", action="store_true",
+                        help="train AdaDSR from random weights instead of the plain backbone")
+    parser.add_argument("--ada-lr", type=float, default=ADA_BUDGET["lr"])
+    parser.add_argument("--out", default=str(REPORT_DIR), help="report folder")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per latency (median)")
     parser.add_argument("--timing-image", default="butterfly", help="Set5 image timed and counted")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     args = parser.parse_args(argv)
+    REPORT_DIR = Path(args.out)
     if args.D < 1 or args.F < 1:
         raise UserError(f"--D and --F must be >= 1 (got D={args.D}, F={args.F})")
     torch.set_num_threads(args.threads)

@@ -121,7 +121,7 @@ def test_poisson_noise_follows_shot_noise_variance(scale):
 
 def _quality_from_tables(jpeg_bytes: bytes) -> int:
     """The libjpeg quality whose scaled standard luminance table Pillow wrote."""
-    from PIL import Image, JpegPresets  # noqa: F401
+    from PIL import Image
 
     base = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40,
                      57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35,
@@ -164,7 +164,8 @@ def test_jpeg_quality_round_trips_through_pillow(quality):
 def test_jpeg_error_falls_with_quality():
     rng = np.random.default_rng(4)
     smooth = torch.from_numpy(rng.random((3, 8, 8)).astype(np.float32))
-    image = torch.nn.functional.interpolate(smooth[None], size=(64, 64), mode="bicubic", align_corners=False)[0].clamp(0, 1)
+    image = torch.nn.functional.interpolate(smooth[None], size=(64, 64), mode="bicubic",
+                                            align_corners=False)[0].clamp(0, 1)
     errors = [float((deg.jpeg(image, q) - image).abs().mean()) for q in (30, 60, 95)]
     assert errors[0] > errors[1] > errors[2]
 

@@ -83,7 +83,6 @@ def test_count_macs_hook_is_preferred():
 @pytest.mark.skipif("IMDN" not in list_families(), reason="IMDN family not registered yet")
 def test_imdn_x4_matches_published_mult_adds_at_720p():
     """IMDN x4: 40.9G mult-adds for a 1280x720 output (SwinIR's table, published/REPORTED.md)."""
-    torch.set_num_threads(2)
     model = create_model("IMDN_s4")
     macs = count_flops(model, lr_shape_for(model, (720, 1280)))
     assert macs == pytest.approx(40.9e9, rel=0.02)

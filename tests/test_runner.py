@@ -256,7 +256,7 @@ def test_rows_missing_from_the_optuna_storage_are_rebuilt_from_trials_csv(tmp_pa
     from search.study.runner import DefineByRun, make_sampler
 
     space = load_space(REPO_ROOT / "spaces" / "esr.yaml")
-    define = DefineByRun(space, grid=False)
+    define = DefineByRun(space)
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler("random", 5))
     for number in range(12):  # random picks over families, incl. ESPCN's two sub-grids
         trial = study.ask()

@@ -128,7 +128,7 @@ def test_float_range_without_step_is_searchable_not_enumerable(tmp_path):
     import optuna
 
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
-    config = DefineByRun(space, grid=False)(study.ask())
+    config = DefineByRun(space)(study.ask())
     assert 0.001 <= config["trial_config"]["lam"] <= 0.1
 
 
@@ -263,11 +263,10 @@ def sample_ids(sampler: str, seed: int, n: int = 12) -> list[str]:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = load_space(ESR_SPACE)
-    grid = sampler == "grid"
-    define = DefineByRun(space, grid=grid)
+    define = DefineByRun(space)
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler(sampler, seed))
-    if grid:
-        enqueue_grid(study, grid_order([c["config_id"] for c in space.enumerate()], seed))
+    if sampler == "grid":
+        enqueue_grid(study, space, define, grid_order([c["config_id"] for c in space.enumerate()], seed))
     sampled = []
     for _ in range(n):
         trial = study.ask()

@@ -33,7 +33,6 @@ unless ``predictor_width`` is given.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch

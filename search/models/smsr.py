@@ -24,8 +24,9 @@ Modes:
   (``m`` channel masks of the output, ``x_d/x_s`` the input's dense/sparse channels,
   ``s`` the spatial mask). :meth:`SMSR.training_step` sets ``tau`` from the schedule at
   the current progress and adds ``lambda(progress) * density`` (the paper's sparsity
-  regulariser eta: the mean fraction of feature entries computed; lambda warms up
-  linearly).
+  regulariser eta: the mean fraction of feature entries computed; lambda = 0.1 warms up
+  linearly over the first 5% of training, 50 of the authors' 1000 epochs; it is given in
+  the paper's units, relative to an L1 on the 0..255 scale).
 * inference, ``inference="sparse"`` (default): hard masks; real sparse convolution (gather
   + GEMM, see :mod:`search.models._sparse_conv`), so the work falls with sparsity.
 * inference, ``inference="dense"``: hard masks applied to dense convolutions (a reference;
@@ -312,6 +313,14 @@ class SMSR(SRModel):
             return self.sparsity_weight
         return self.sparsity_weight * min(max(float(progress), 0.0) / self.sparsity_warmup, 1.0)
 
+    def sparsity_loss(self, density: torch.Tensor, progress: float) -> torch.Tensor:
+        """The regulariser added to the suite's L1: ``lambda(progress) * density / rgb_range``.
+
+        ``sparsity_weight`` is in the paper's units: the authors add ``0.1 * density`` to an
+        L1 on the 0..255 scale, the suite's L1 is on 0..1, so the term is divided by
+        ``rgb_range`` to keep the same balance."""
+        return self.sparsity_weight_at(progress) / self.rgb_range * density
+
     def reset_mask_stats(self) -> None:
         """Forget the masked-position counts accumulated by hard-mask forwards."""
         self._masked_positions = [0] * self.n_modules
@@ -338,7 +347,7 @@ class SMSR(SRModel):
         self.set_tau(self.tau_schedule(progress))
         sr, density = self._forward_soft(batch["lr"])
         self.last_density = float(density.detach())
-        return sr, {"sparsity": self.sparsity_weight_at(progress) * density}
+        return sr, {"sparsity": self.sparsity_loss(density, progress)}
 
     def _reconstruct(self, features: torch.Tensor, head: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         fused = self.collect(features) + head
@@ -468,6 +477,8 @@ class SMSR(SRModel):
 @register_family("SMSR", color="rgb", paper="smsr",
                  defaults={"scale": 2, "n_feats": 64, "n_modules": 5, "n_layers": 4},
                  released_weights=released_smsr_weights)
-def smsr(scale: int, **kwargs) -> SMSR:
+def smsr(scale: int, n_feats: int = 64, n_modules: int = 5, n_layers: int = 4, tau_schedule=None,
+         sparsity_weight: float = 0.1, sparsity_warmup: float = 0.05, inference: str = "sparse") -> SMSR:
     """SMSR (Wang et al., CVPR 2021): learnt spatial + channel masks, sparse-conv inference."""
-    return SMSR(scale, **kwargs)
+    return SMSR(scale, n_feats=n_feats, n_modules=n_modules, n_layers=n_layers, tau_schedule=tau_schedule,
+                sparsity_weight=sparsity_weight, sparsity_warmup=sparsity_warmup, inference=inference)

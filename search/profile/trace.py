@@ -76,6 +76,7 @@ class OpRecord:
     out_channels: int
     kernel: int        # kernel height*width for convolutions, else 0
     in_channels: int = 0
+    approximate: bool = False  # scaled from a smaller real-data trace (see trace_ops)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -175,25 +176,42 @@ def input_channels(model: nn.Module) -> int:
 
 
 def trace_ops(model: nn.Module, lr_shape: tuple[int, int], *, bytes_per_element: int = 4,
-              batch: int = 1) -> list[OpRecord]:
-    """Trace one forward pass at LR input ``lr_shape = (h, w)``; returns one record per op."""
+              batch: int = 1, max_real_pixels: int = 64 * 64) -> list[OpRecord]:
+    """Trace one forward pass at LR input ``lr_shape = (h, w)``; returns one record per op.
+
+    Runs on ``meta`` (no arithmetic). A model whose forward needs real values (masks from
+    activations: SMSR, AdaDSR) runs on CPU with random input instead, at a reduced size of
+    at most ``max_real_pixels`` LR pixels; its per-operator counts are then scaled by the
+    pixel ratio and marked ``approximate`` (weights and pooled tensors do not scale, but
+    they are negligible next to Full-HD activations).
+    """
     h, w = (int(v) for v in lr_shape)
-    shape = (batch, input_channels(model), h, w)
     was_training = model.training
     try:
         meta_model = copy.deepcopy(model).to("meta").eval()
         recorder = _Recorder(bytes_per_element)
         with torch.no_grad(), recorder:
-            meta_model(torch.empty(shape, device="meta"))
+            meta_model(torch.empty((batch, input_channels(model), h, w), device="meta"))
         return recorder.records
-    except Exception:  # data-dependent control flow: run for real on CPU
-        cpu_model = copy.deepcopy(model).to("cpu").eval()
+    except Exception:  # data-dependent control flow: run for real on CPU, smaller
+        shrink = max(1.0, math.sqrt(h * w / max_real_pixels))
+        small = (max(8, round(h / shrink)), max(8, round(w / shrink)))
+        ratio = (h * w) / (small[0] * small[1])
+        cpu_model = copy.deepcopy(model).to("cpu").float().eval()
         generator = torch.Generator().manual_seed(0)
-        x = torch.rand(shape, generator=generator)
+        x = torch.rand((batch, input_channels(model), *small), generator=generator)
         recorder = _Recorder(bytes_per_element)
         with torch.no_grad(), recorder:
             cpu_model(x)
-        return recorder.records
+        if ratio == 1.0:
+            return recorder.records
+        return [OpRecord(op=r.op, kind=r.kind, macs=round(r.macs * ratio),
+                         other_ops=round(r.other_ops * ratio),
+                         bytes_read=round(r.bytes_read * ratio),
+                         bytes_written=round(r.bytes_written * ratio),
+                         out_elements=round(r.out_elements * ratio), out_channels=r.out_channels,
+                         kernel=r.kernel, in_channels=r.in_channels, approximate=True)
+                for r in recorder.records]
     finally:
         model.train(was_training)
 

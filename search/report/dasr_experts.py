@@ -276,7 +276,8 @@ def main(argv=None) -> int:
         for lvl in level_sets]
     cost_columns = [("model_id", "model", ""), ("params", "params (stored)", ","),
                     ("active_params", "params (run)", ","), ("macs_720p", "MACs @720p out", ","),
-                    ("macs_ratio_to_first", "MACs / N=first", ".5f"), ("latency_ms", "latency ms (measured, CPU)", ".1f"),
+                    ("macs_ratio_to_first", "MACs / N=first", ".5f"),
+                    ("latency_ms", "latency ms (measured, CPU)", ".1f"),
                     ("latency_ratio_to_first", "median / N=first", ".3f"),
                     ("latency_min_ms", "min ms (measured, CPU)", ".1f"),
                     ("latency_min_ratio_to_first", "min / N=first", ".3f")]
@@ -308,7 +309,8 @@ def main(argv=None) -> int:
         "",
         markdown_table(rows, cost_columns),
         "",
-        f"Latency: measured on this machine's CPU ({args.threads} thread), input 1x3x{args.latency_size}x{args.latency_size}, "
+        f"Latency: measured on this machine's CPU ({args.threads} thread), "
+        f"input 1x3x{args.latency_size}x{args.latency_size}, "
         f"{args.repeats} runs per model interleaved call by call (median and minimum). MACs from `count_flops` "
         f"(equals fvcore's count for DASR).",
         "",

@@ -135,8 +135,6 @@ class ReplayTrial:
         self.user_attrs: dict[str, Any] = {}
 
     def _value(self, name: str) -> Any:
-        if name in self.config:  # config_id (grid)
-            return self.config[name]
         if name == "family":
             return self.config["family"]
         if name == "scale" or name.endswith(".scale"):

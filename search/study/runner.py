@@ -12,8 +12,8 @@ A study is a folder (``--out``) holding:
 
 Search: Ray Tune's ``Tuner`` with ``OptunaSearch`` on a define-by-run space (family -> its
 hyper-parameters, :meth:`search.space.Space.suggest`), multi-objective with one Optuna
-direction per objective. ``grid`` asks a single categorical ``config_id`` from Optuna's
-``GridSampler``, so every configuration runs once.
+direction per objective. ``grid`` enqueues every configuration as an Optuna trial (in a
+seeded order), so each runs exactly once.
 
 Optuna: sampling runs on an in-memory study; each finished trial is copied into the RDB
 study (:mod:`search.study.optuna_store`), which holds only finished trials.
@@ -132,31 +132,37 @@ def grid_order(config_ids: list[str], seed: int) -> list[str]:
     return order
 
 
-def enqueue_grid(study, config_ids: list[str]) -> None:
-    """Grid search the Optuna way: every configuration is an enqueued trial, asked in order."""
+def enqueue_grid(study, space: Space, define: "DefineByRun", config_ids: list[str]) -> None:
+    """Grid search the Optuna way: every configuration becomes an enqueued trial, asked in order.
+
+    Each carries the same parameters a sampler would have chosen for it (family, scale,
+    hyper-parameters; :class:`search.study.optuna_store.ReplayTrial`), so grid and sampled
+    studies look alike in the storage and the dashboard.
+    """
+    from search.study.optuna_store import ReplayTrial
+
+    by_id = {c["config_id"]: c for c in space.enumerate()}
     for config_id in config_ids:
-        study.enqueue_trial({"config_id": config_id})
+        replay = ReplayTrial(by_id[config_id], space, number=0)
+        define.ask(replay)
+        study.enqueue_trial(replay.params)
 
 
 class DefineByRun:
     """OptunaSearch's define-by-run space: asks Optuna for one configuration per trial.
 
-    Grid studies ask a single categorical ``config_id`` (every value enqueued once); others
-    ask family -> scale -> hyper-parameters (:meth:`search.space.Space.suggest`). The trial
-    number in trials.csv is Optuna's number plus ``number_offset`` (non-zero after a resume,
-    where the in-memory study restarts its numbering). A class, not a closure, so that Tune
-    can pickle the searcher into its checkpoints.
+    Family -> scale -> that family's hyper-parameters (:meth:`search.space.Space.suggest`);
+    grid studies enqueue every configuration's answers beforehand (:func:`enqueue_grid`).
+    The trial number in trials.csv is Optuna's number plus ``number_offset`` (non-zero after
+    a resume, where the in-memory study restarts its numbering). A class, not a closure, so
+    that Tune can pickle the searcher into its checkpoints.
     """
 
-    def __init__(self, space: Space, grid: bool):
+    def __init__(self, space: Space):
         self.space = space
-        self.grid = grid
-        self.by_id = {c["config_id"]: c for c in space.enumerate()} if grid else None
         self.number_offset = 0
 
     def ask(self, trial) -> dict[str, Any]:
-        if self.by_id is not None:
-            return dict(self.by_id[trial.suggest_categorical("config_id", list(self.by_id))])
         return self.space.suggest(trial)
 
     def __call__(self, trial) -> dict[str, Any]:
@@ -324,12 +330,6 @@ def run_study(options: StudyOptions, *, resume: bool = False, pipeline: TrialPip
     storage_url = options.storage or default_storage(out_dir)
     study_name = space.name
 
-    if not resume:
-        options.trials = trials_target
-        _write_manifest(out_dir, {"options": asdict(options), "space_sha256": _space_fingerprint(Path(options.space)),
-                                  "study_name": study_name, "storage": storage_url,
-                                  "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-
     table = TrialsCsv(out_dir / "trials.csv", trial_columns(space.hparam_names, space.fixed.test_sets))
     table.repair()
     if table.exists() and table.header() != table.columns:
@@ -345,9 +345,14 @@ def run_study(options: StudyOptions, *, resume: bool = False, pipeline: TrialPip
         raise UserError(f"{storage_url}: already holds a study named {study_name!r}; use --resume or another --storage")
     rdb_study = optuna.create_study(study_name=study_name, storage=rdb_storage, directions=directions,
                                     load_if_exists=True)
-    rdb_study.set_user_attr("space", str(options.space))
+    if not resume:  # written once everything above checked out, so a typo leaves no study behind
+        rdb_study.set_user_attr("space", str(options.space))
+        options.trials = trials_target
+        _write_manifest(out_dir, {"options": asdict(options), "space_sha256": _space_fingerprint(Path(options.space)),
+                                  "study_name": study_name, "storage": storage_url,
+                                  "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     rows = table.read()
-    define = DefineByRun(space, grid=grid_ids is not None)
+    define = DefineByRun(space)
     _add_missing_rows(rdb_study, rows, space, define, metric_names, log)
 
     summary = StudySummary(out_dir, table.path, storage_url, study_name, trials_target)
@@ -372,7 +377,7 @@ def run_study(options: StudyOptions, *, resume: bool = False, pipeline: TrialPip
     define.number_offset = (max(numbers) + 1 if numbers else 0) - len(history)
     if grid_ids is not None:
         done = {r["config_id"] for r in rows}
-        enqueue_grid(memory_study, [c for c in grid_order(grid_ids, seed) if c not in done])
+        enqueue_grid(memory_study, space, define, [c for c in grid_order(grid_ids, seed) if c not in done])
     memory_storage.mirror = mirror  # from here on, finished trials are copied to the RDB
     try:
         summary.ran_now, summary.fit_s = _fit(define, options, settings, memory_storage, study_name, metric_names,

@@ -1,0 +1,274 @@
+"""Evaluate all released eSR models on Set5 + Set14 and compare with the published numbers.
+
+Writes ``reports/esr_released_eval.csv`` (per model: reproduced and published PSNR/SSIM
+and their difference, under the suite's default protocol for eSR models, ``esr``) and
+prints the residuals per family and scale, plus the wall time of the whole grid beside
+a naive per-image, per-model loop measured in the same run on a sample of models.
+
+The fast path prepares each test image's LR input and metric target once per scale
+(cached, including the reference SSIM statistics), runs models under
+``torch.inference_mode`` with one thread per worker process, and splits the models over
+``--workers`` processes that share the prepared inputs (fork).
+
+    python benchmarks/esr_released_eval.py                 # all 1185 models, 2 workers
+    python benchmarks/esr_released_eval.py --limit 40      # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import multiprocessing as mp
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from search.data import find_test_set, read_image  # noqa: E402
+from search.evaluate import evaluate_model, get_protocol  # noqa: E402
+from search.evaluate.evaluator import prepare_samples, sample_reference  # noqa: E402
+from search.models import create_model, load_weights, released_weights_path  # noqa: E402
+from search.paths import PUBLISHED_DIR, REPO_ROOT  # noqa: E402
+
+SETS = ("Set5", "Set14")
+PROTOCOL = "esr"
+
+
+def load_published() -> dict[str, dict]:
+    with (PUBLISHED_DIR / "esr_tests.csv").open(newline="") as handle:
+        return {row["model"]: row for row in csv.DictReader(handle)}
+
+
+def build(model_id: str):
+    model = create_model(model_id)
+    load_weights(model, released_weights_path(model_id))
+    return model.eval()
+
+
+# ----------------------------------------------------------------------------- fast path
+_TEST_SETS = None
+
+
+def _worker_init():
+    torch.set_num_threads(1)
+
+
+def _evaluate_one(model_id: str) -> tuple[str, dict, float]:
+    started = time.perf_counter()
+    model = build(model_id)
+    result = evaluate_model(model, _TEST_SETS, protocol=PROTOCOL, progress=False)
+    return model_id, result, time.perf_counter() - started
+
+
+def fast_grid(model_ids: list[str], test_sets, workers: int, progress: bool = True) -> dict[str, dict]:
+    """All models, inputs prepared once in the parent and shared with forked workers."""
+    global _TEST_SETS
+    _TEST_SETS = test_sets
+    protocol = get_protocol(PROTOCOL)
+    torch.set_num_threads(1)
+    for scale in sorted({int(build(m).scale) for m in model_ids[:0]} | {2, 3, 4}):
+        for test_set in test_sets:
+            for sample in prepare_samples(test_set, scale, "gray", protocol):
+                sample_reference(sample, protocol.border(scale), torch.device("cpu"))
+    results: dict[str, dict] = {}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(model_ids), desc="released eSR models", unit="model", file=sys.stderr,
+                   dynamic_ncols=True)
+    # Expensive families first, so the workers finish together.
+    order = sorted(model_ids, key=lambda m: (not m.startswith(("FSRCNN", "ESPCN", "eSR-CNN")), m))
+    if workers > 1:
+        context = mp.get_context("fork")
+        with context.Pool(workers, initializer=_worker_init) as pool:
+            for model_id, result, _ in pool.imap_unordered(_evaluate_one, order, chunksize=4):
+                results[model_id] = result
+                if bar is not None:
+                    bar.update(1)
+    else:
+        for model_id in order:
+            results[model_id] = _evaluate_one(model_id)[1]
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    return results
+
+
+# ----------------------------------------------------------------------------- naive loop
+def _naive_ssim(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Textbook SSIM: 2-D 11x11 Gaussian window, float64 conv2d, recomputed every time."""
+    offsets = torch.arange(11, dtype=torch.float64) - 5
+    window = torch.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * 1.5**2))
+    window = (window / window.sum())[None, None]
+    a, b = a[None, None].double(), b[None, None].double()
+    mu_a, mu_b = F.conv2d(a, window), F.conv2d(b, window)
+    s_aa = F.conv2d(a * a, window) - mu_a**2
+    s_bb = F.conv2d(b * b, window) - mu_b**2
+    s_ab = F.conv2d(a * b, window) - mu_a * mu_b
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * s_ab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (s_aa + s_bb + c2))
+    return float(ssim_map.mean())
+
+
+def naive_evaluate(model, test_sets) -> dict:
+    """Per model, per image: decode, convert, resize, infer (autograd on), score from scratch."""
+    protocol = get_protocol(PROTOCOL)
+    scale = model.scale
+    out = {}
+    for test_set in test_sets:
+        psnrs, ssims = [], []
+        for path in test_set.images:
+            sample = protocol.prepare(read_image(path), scale, "gray")
+            sr = model(sample.lr)
+            pred = protocol.output_to_metric(sr, "gray", sample.gray_image)
+            pred = pred[scale:-scale, scale:-scale]
+            target = sample.target[scale:-scale, scale:-scale]
+            mse = float(((pred - target) ** 2).mean())
+            psnrs.append(10 * math.log10(255**2 / mse))
+            ssims.append(_naive_ssim(pred, target))
+        out[test_set.name] = {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)),
+                              "images": len(psnrs)}
+    return out
+
+
+def stratified_sample(model_ids: list[str], count: int) -> list[str]:
+    by_group = defaultdict(list)
+    for model_id in model_ids:
+        family, scale = model_id.split("_")[0], model_id.split("_")[1]
+        by_group[(family, scale)].append(model_id)
+    rng = np.random.default_rng(0)
+    picked = []
+    groups = sorted(by_group)
+    while len(picked) < count and any(by_group.values()):
+        for group in groups:
+            if by_group[group] and len(picked) < count:
+                picked.append(by_group[group].pop(int(rng.integers(len(by_group[group])))))
+    return picked
+
+
+# ----------------------------------------------------------------------------- report
+def write_csv(path: Path, results: dict, published: dict) -> list[dict]:
+    rows = []
+    for model_id in sorted(results):
+        pub = published[model_id]
+        row = {"model": model_id, "family": pub["family"], "scale": int(pub["s"]),
+               "parameters": int(float(pub["parameters"])), "protocol": PROTOCOL}
+        for name in SETS:
+            ours = results[model_id][name]
+            row[f"psnr_{name}"] = round(ours["psnr"], 4)
+            row[f"published_psnr_{name}"] = round(float(pub[f"psnr_{name}"]), 4)
+            row[f"delta_psnr_{name}"] = round(ours["psnr"] - float(pub[f"psnr_{name}"]), 4)
+            row[f"ssim_{name}"] = round(ours["ssim"], 5)
+            row[f"published_ssim_{name}"] = round(float(pub[f"ssim_{name}"]), 5)
+            row[f"delta_ssim_{name}"] = round(ours["ssim"] - float(pub[f"ssim_{name}"]), 5)
+        rows.append(row)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+def summarize(rows: list[dict]) -> str:
+    lines = ["| family | scale | models | Set5 mean / max abs d (dB) | Set5 within 0.05 | "
+             "Set14 mean / max abs d (dB) | Set14 within 0.05 | max abs d SSIM Set14 |",
+             "|---|---|---|---|---|---|---|---|"]
+    groups = defaultdict(list)
+    for row in rows:
+        groups[(row["family"], row["scale"])].append(row)
+    for (family, scale), members in sorted(groups.items()):
+        d5 = np.array([r["delta_psnr_Set5"] for r in members])
+        d14 = np.array([r["delta_psnr_Set14"] for r in members])
+        s14 = np.array([r["delta_ssim_Set14"] for r in members])
+        lines.append(
+            f"| {family} | x{scale} | {len(members)} | {d5.mean():+.3f} / {np.abs(d5).max():.3f} | "
+            f"{(np.abs(d5) < 0.05).mean():.0%} | {d14.mean():+.3f} / {np.abs(d14).max():.3f} | "
+            f"{(np.abs(d14) < 0.05).mean():.0%} | {np.abs(s14).max():.4f} |")
+    d5 = np.array([r["delta_psnr_Set5"] for r in rows if r["model"] != "Bicubic_s3"])
+    d14 = np.array([r["delta_psnr_Set14"] for r in rows if r["model"] != "Bicubic_s3"])
+    lines.append(f"\nAll models: Set5 median abs d {np.median(np.abs(d5)):.3f} dB, "
+                 f"{(np.abs(d5) < 0.05).mean():.1%} within 0.05; Set14 median abs d "
+                 f"{np.median(np.abs(d14)):.3f} dB, {(np.abs(d14) < 0.05).mean():.1%} within 0.05.")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--limit", type=int, help="evaluate only a stratified sample of this many models")
+    parser.add_argument("--naive-sample", type=int, default=14,
+                        help="models timed with the naive loop (stratified over family x scale)")
+    parser.add_argument("--out", default=str(REPO_ROOT / "reports" / "esr_released_eval.csv"))
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+
+    published = load_published()
+    model_ids = sorted(published)
+    if args.limit:
+        model_ids = stratified_sample(model_ids, args.limit)
+    missing = [m for m in model_ids if not released_weights_path(m).is_file()]
+    if missing:
+        print(f"error: {len(missing)} released weight files missing (e.g. {missing[0]})", file=sys.stderr)
+        return 2
+    test_sets = [find_test_set(name) for name in SETS]
+
+    started = time.perf_counter()
+    results = fast_grid(model_ids, test_sets, args.workers, progress=not args.no_progress)
+    fast_wall = time.perf_counter() - started
+
+    # Naive loop on a sample, single process (torch default threads, autograd on, no caching).
+    torch.set_num_threads(args.workers)
+    sample = stratified_sample(sorted(published), args.naive_sample)
+    naive_started = time.perf_counter()
+    naive_results = {m: naive_evaluate(build(m), test_sets) for m in sample}
+    naive_per_model = (time.perf_counter() - naive_started) / len(sample)
+    # Same sample through the fast path in this process (warm cache), for a like-for-like ratio.
+    torch.set_num_threads(1)
+    fast_started = time.perf_counter()
+    for model_id in sample:
+        evaluate_model(build(model_id), test_sets, protocol=PROTOCOL, progress=False)
+    fast_per_model_1 = (time.perf_counter() - fast_started) / len(sample)
+    agreement = max(abs(naive_results[m][s]["psnr"] - evaluate_model(build(m), test_sets, protocol=PROTOCOL,
+                                                                     progress=False)[s]["psnr"])
+                    for m in sample for s in SETS)
+
+    rows = write_csv(Path(args.out), results, published)
+    summary = summarize(rows)
+    naive_total = naive_per_model * len(model_ids)
+    timing = (
+        f"Measured on this machine (CPU, {os.cpu_count()} cores visible), {len(model_ids)} models x "
+        f"{sum(len(t.images) for t in test_sets)} images:\n"
+        f"- fast path, whole grid, {args.workers} worker process(es): {fast_wall:.1f} s wall "
+        f"({fast_wall / len(model_ids) * 1000:.0f} ms/model)\n"
+        f"- naive per-image per-model loop ({args.workers} torch threads), measured on {len(sample)} "
+        f"sampled models: {naive_per_model:.2f} s/model -> {naive_total:.0f} s estimated for the grid "
+        f"(x{naive_total / fast_wall:.1f} the fast path's wall time)\n"
+        f"- same sample, fast path, 1 process, 1 thread, warm cache: {fast_per_model_1:.2f} s/model "
+        f"(x{naive_per_model / fast_per_model_1:.1f} faster per model than naive)\n"
+        f"- naive and fast results agree within {agreement:.2e} dB"
+    )
+    print(summary)
+    print(timing)
+    summary_path = Path(args.out).with_name(Path(args.out).stem + "_summary.md")
+    summary_path.write_text(
+        f"# Released eSR models vs published (esr_tests.csv), protocol `{PROTOCOL}`\n\n"
+        f"Generated by `python benchmarks/esr_released_eval.py` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}); "
+        f"d = reproduced - published PSNR. Bicubic_s3's published row comes from a misaligned "
+        f"released filter (see docs/evaluation.md).\n\n{summary}\n\n## Timing\n\n{timing}\n")
+    print(f"wrote {args.out} and {summary_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
