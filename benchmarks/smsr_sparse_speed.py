@@ -101,7 +101,7 @@ def main(argv=None) -> int:
         paths["masked-dense"] = masked_dense
     totals = {name: 0.0 for name in paths}
     cpu_totals = {name: 0.0 for name in paths}
-    macs_dense = macs_sparse = 0
+    macs_dense = macs_sparse = macs_executed = 0
     print(f"device: CPU ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
           f"{args.threads} thread(s); Set14 x2 LR, {len(samples)} images, best of {args.repeats}")
     print(f"{'image':<12} {'LR size':>9} {'sparsity':>8} {'MACs ratio':>10} "
@@ -114,6 +114,7 @@ def main(argv=None) -> int:
             reference = model(x)
             image_sparsity = model.mask_report()["average_sparsity"]
             sparse_macs = model.count_macs(tuple(x.shape))
+            executed_macs = model.count_macs(tuple(x.shape), executed=True)
             all_dense.reset_mask_stats()
             all_dense(x)
             dense_macs = all_dense.count_macs(tuple(x.shape))
@@ -131,13 +132,15 @@ def main(argv=None) -> int:
                 cpu_totals[name] += cpu
             macs_dense += dense_macs
             macs_sparse += sparse_macs
+            macs_executed += executed_macs
             print(f"{path.stem:<12} {x.shape[-2]:>4}x{x.shape[-1]:<4} {image_sparsity:>8.3f} "
                   f"{sparse_macs / dense_macs:>10.3f} "
                   + " ".join(f"{times[n][0]:>15.3f} ({times[n][1]:6.3f})" for n in paths))
     flops_ratio = macs_sparse / macs_dense
     print()
     print(f"measured MACs        dense {macs_dense / 1e9:.2f}G  sparse {macs_sparse / 1e9:.2f}G  "
-          f"FLOPs ratio {flops_ratio:.3f} (reduction {1 - flops_ratio:.1%})")
+          f"FLOPs ratio {flops_ratio:.3f} (reduction {1 - flops_ratio:.1%}); executed by the sparse "
+          f"path (zero blocks, run junctions) {macs_executed / 1e9:.2f}G, ratio {macs_executed / macs_dense:.3f}")
     for label, measured in (("wall-clock", totals), ("process CPU", cpu_totals)):
         print(f"measured {label:<11} " + "  ".join(f"{n} {t:.2f}s" for n, t in measured.items()))
         for baseline in ("dense", "plain-dense"):

@@ -151,6 +151,16 @@ def test_extra_loss_term_is_added(small_train_dir):
     assert model.seen_progress[-1] < 1.0
 
 
+def test_fixed_model_is_not_trained(small_train_dir, tmp_path):
+    model = create_model("Bicubic_s2")  # no trainable parameters
+    before = state_of(model)
+    result = train_model(model, SMOKE, train_sets=(small_train_dir,), progress=False,
+                         out_dir=tmp_path)
+    assert result["steps"] == 0 and result["trainable"] is False
+    assert np.isfinite(result["final_loss"]) and result["weights_path"]
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
 def test_nan_loss_raises_training_diverged(small_train_dir):
     model = ToySR(penalty=float("nan"))
     with pytest.raises(TrainingDiverged, match="NaN|nan"):

@@ -325,6 +325,7 @@ class SMSR(SRModel):
         """Forget the masked-position counts accumulated by hard-mask forwards."""
         self._masked_positions = [0] * self.n_modules
         self._total_positions = [0] * self.n_modules
+        self._strip_outputs = [0] * self.n_modules  # run-strip conv outputs (sparse path only)
 
     # ----------------------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -370,9 +371,11 @@ class SMSR(SRModel):
             densities.append(channel[..., 1].mean() * spatial.mean() + channel[..., 0].mean())
         return self._reconstruct(torch.cat(outputs, 1), head, x0), torch.stack(densities).mean()
 
-    def _record(self, index: int, mask: torch.Tensor) -> None:
+    def _record(self, index: int, mask: torch.Tensor, spatial_index: SpatialIndex | None = None) -> None:
         self._masked_positions[index] += int(mask.sum())
         self._total_positions[index] += int(mask.numel())
+        if spatial_index is not None and spatial_index.count:
+            self._strip_outputs[index] += spatial_index.strip_width - 2
 
     def _body_dense_hard(self, head: torch.Tensor) -> torch.Tensor:
         feature = head
@@ -390,8 +393,9 @@ class SMSR(SRModel):
         outputs = []
         for m, module in enumerate(self.body):
             mask = module.hard_spatial_mask(module.spatial_logits(feature))[0, 0]
-            self._record(m, mask)
-            out = module.body.forward_sparse(feature, build_spatial_index(mask), self._workspace)
+            index = build_spatial_index(mask)
+            self._record(m, mask, index)
+            out = module.body.forward_sparse(feature, index, self._workspace)
             feature = module.ca(out) + feature
             outputs.append(feature)
         return torch.cat(outputs, 1)
@@ -425,14 +429,17 @@ class SMSR(SRModel):
             "average_sparsity": sum(layer["sparsity"] for layer in layers) / len(layers),
         }
 
-    def count_macs(self, lr_shape: tuple, x: torch.Tensor | None = None) -> int:
+    def count_macs(self, lr_shape: tuple, x: torch.Tensor | None = None, *, executed: bool = False) -> int:
         """Multiply-accumulates of one forward at ``lr_shape`` (``[N,] [C,] H, W``).
 
         Training mode or ``inference="dense"``: every conv in full. ``inference="sparse"``:
         the masked convs count only their computed parts, at the mean spatial density of
         each module measured over the hard-mask forwards since :meth:`reset_mask_stats`
         (or, if ``x`` is given, over a forward of ``x`` run now). Counted: all convs and the
-        mean shifts; not counted: the bicubic skip and element-wise ops.
+        mean shifts; not counted: the bicubic skip and element-wise ops. ``executed=True``
+        (sparse path) counts what the implementation runs instead of what the split needs:
+        the zero dense->dense block of the fused kernel and the discarded run-junction
+        outputs included (strip outputs per masked position as measured).
         """
         height, width = int(lr_shape[-2]), int(lr_shape[-1])
         batch = int(lr_shape[0]) if len(lr_shape) == 4 else 1
@@ -464,7 +471,11 @@ class SMSR(SRModel):
             else:
                 masked = density[m] * positions
                 plan = module.body._sparse_plan()
-                macs += sum(conv.macs(positions, masked) for conv in plan.layers)
+                if executed and self._masked_positions[m]:
+                    strip = masked * self._strip_outputs[m] / self._masked_positions[m]
+                    macs += sum(conv.executed_macs(positions, strip) for conv in plan.layers)
+                else:
+                    macs += sum(conv.macs(positions, masked) for conv in plan.layers)
                 dense_in = sum(len(conv.dense_out) for conv in plan.layers)
                 sparse_in = sum(len(conv.sparse_out) for conv in plan.layers)
                 macs += c * (dense_in * positions + sparse_in * masked)

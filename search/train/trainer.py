@@ -124,7 +124,9 @@ def train_model(model: nn.Module, budget: str | dict, *, train_sets=("T91",), se
     model.train()
     parameters = [p for p in model.parameters() if p.requires_grad]
     if not parameters:
-        raise UserError(f"{name}: model has no trainable parameters")
+        # Fixed models (the Bicubic baseline): nothing to train; report their loss on one batch.
+        return _untrainable_result(model, sampler, settings, device, out_dir, data_recipe,
+                                   seed, train_sets)
     optimizer = torch.optim.Adam(parameters, lr=settings["lr"], betas=tuple(settings["betas"]),
                                  weight_decay=settings["weight_decay"])
 
@@ -176,18 +178,41 @@ def train_model(model: nn.Module, budget: str | dict, *, train_sets=("T91",), se
         "data_recipe": data_recipe,
         "train_images": len(sampler),
         "reinitialised": bool(reinitialised),
+        "trainable": True,
     }
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        weights_path = out / "weights.pt"
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        torch.save(state, weights_path)
-        result["weights_path"] = str(weights_path)
-        log = {"model_id": name, "seed": seed, "train_sets": [str(s) for s in _as_tuple(train_sets)],
-               "settings": settings, "result": {k: v for k, v in result.items()},
-               "history": history}
-        (out / "train_log.json").write_text(json.dumps(log, indent=1, default=str))
+    _save(model, result, out_dir, seed, train_sets, settings, history)
+    return result
+
+
+def _save(model, result, out_dir, seed, train_sets, settings, history) -> None:
+    if out_dir is None:
+        return
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    weights_path = out / "weights.pt"
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save(state, weights_path)
+    result["weights_path"] = str(weights_path)
+    log = {"model_id": _model_name(model), "seed": seed,
+           "train_sets": [str(s) for s in _as_tuple(train_sets)], "settings": settings,
+           "result": dict(result), "history": history}
+    (out / "train_log.json").write_text(json.dumps(log, indent=1, default=str))
+
+
+def _untrainable_result(model, sampler, settings, device, out_dir, data_recipe, seed, train_sets):
+    model.eval()
+    lr_np, hr_np = sampler.sample(settings["batch_size"])
+    batch = {"lr": torch.from_numpy(lr_np).to(device), "hr": torch.from_numpy(hr_np).to(device)}
+    with torch.no_grad():
+        total, terms = training_loss(model, batch, 1.0, border=settings["loss_border"])
+    value = float(total)
+    result = {
+        "train_time_s": 0.0, "steps": 0, "final_loss": value, "weights_path": None,
+        "loss_terms": {k: float(v.mean()) for k, v in terms.items()}, "first_loss": value,
+        "budget": settings["name"], "data_recipe": data_recipe, "train_images": len(sampler),
+        "reinitialised": False, "trainable": False,
+    }
+    _save(model, result, out_dir, seed, train_sets, settings, [])
     return result
 
 

@@ -1,0 +1,1 @@
+"""What users read: Pareto fronts, hypervolume, paper tables and plots (written to reports/)."""

@@ -1,0 +1,210 @@
+"""NAS-Bench-style tabular benchmark: a trial is a lookup in a table of published results.
+
+``python -m search.run spaces/esr.yaml --benchmark published --objectives
+psnr_Set14:max,speed_AGX:max --sampler nsga2 --trials 118 --seed 0 --out DIR``
+
+The sampler only sees the space (Optuna's define-by-run suggestion of
+:meth:`search.space.Space.suggest`), never the table; each trial's objective values are read
+from the table row of its configuration id. A configuration suggested twice costs two
+trials (that is what a real search would pay). Hypervolume as in
+:mod:`search.report.pareto`: objectives min-max normalised over the full grid, reference
+point 1.1.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from search.errors import UserError
+from search.paths import PUBLISHED_DIR
+from search.report.pareto import REFERENCE_POINT, hypervolume, normalise, pareto_mask
+
+BENCHMARKS = {"published": PUBLISHED_DIR / "esr_tests.csv"}
+SAMPLER_NAMES = ("grid", "random", "tpe", "nsga2")
+# NSGA-II with a small population gets several generations inside a 10 % budget; the
+# crossover/mutation settings are Optuna's defaults (choice documented in docs/reports.md).
+NSGA2_POPULATION = 12
+
+
+@dataclass(frozen=True)
+class TabularObjective:
+    column: str
+    direction: str  # "max" | "min"
+
+    def __str__(self) -> str:
+        return f"{self.column}:{self.direction}"
+
+
+def parse_tabular_objectives(spec: str | Sequence[str], table: pd.DataFrame) -> list[TabularObjective]:
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    objectives = []
+    for item in items:
+        column, sep, direction = str(item).strip().partition(":")
+        if not sep or direction not in ("max", "min"):
+            raise UserError(f"objective {item!r} needs a direction: {column}:max or {column}:min")
+        if column not in table.columns:
+            numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
+            raise UserError(f"objective {column!r} is not a column of the table; one of {', '.join(numeric)}")
+        objectives.append(TabularObjective(column, direction))
+    if not objectives:
+        raise UserError("no objectives given")
+    return objectives
+
+
+def load_table(name_or_path: str | Path) -> pd.DataFrame:
+    path = BENCHMARKS.get(str(name_or_path), Path(name_or_path))
+    if not Path(path).is_file():
+        raise UserError(f"benchmark table not found (known: {', '.join(BENCHMARKS)})", path=path)
+    table = pd.read_csv(path)
+    if "model" not in table.columns:
+        raise UserError("benchmark table needs a 'model' column of configuration ids", path=path)
+    return table.set_index("model", drop=False)
+
+
+def make_sampler(name: str, seed: int, space=None) -> optuna.samplers.BaseSampler:
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "tpe":
+        # multivariate + group: the space is conditional (family -> its hyper-parameters)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                          constant_liar=False)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=NSGA2_POPULATION)
+    if name == "grid":
+        # every configuration once, in a seeded order; enqueued below
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise UserError(f"unknown sampler {name!r}; one of {', '.join(SAMPLER_NAMES)}")
+
+
+def grid_front(table: pd.DataFrame, ids: list[str], objectives: list[TabularObjective]):
+    """Bounds for normalisation and the full grid's hypervolume."""
+    values = table.loc[ids, [o.column for o in objectives]].to_numpy(dtype=np.float64)
+    directions = [o.direction for o in objectives]
+    points, bounds = normalise(values, directions)
+    mask = pareto_mask(values, directions)
+    return bounds, hypervolume(points, REFERENCE_POINT), [ids[i] for i in np.flatnonzero(mask)]
+
+
+def run_tabular(space, objectives: str | Sequence[str], sampler: str = "nsga2", trials: int = 100,
+                seed: int = 0, out_dir: str | Path | None = None, benchmark: str = "published",
+                progress_every: Sequence[int] | None = None, flat: bool = True) -> dict:
+    """Run one tabular study; write ``trials.csv`` and ``summary.json`` to ``out_dir``."""
+    table = load_table(benchmark)
+    objs = parse_tabular_objectives(objectives, table)
+    ids = [c["config_id"] for c in space.enumerate()]
+    missing = [i for i in ids if i not in table.index]
+    if missing:
+        raise UserError(f"{len(missing)} configurations of the space are not in the "
+                        f"benchmark table (e.g. {missing[0]})", path=space.path)
+    bounds, grid_hv, grid_front_ids = grid_front(table, ids, objs)
+    directions = [o.direction for o in objs]
+    optuna.logging.set_verbosity(logging.WARNING)
+    study = optuna.create_study(directions=[("maximize" if d == "max" else "minimize") for d in directions],
+                                sampler=make_sampler(sampler, seed, space))
+    if sampler == "grid":
+        order = np.random.default_rng(seed).permutation(len(ids))
+        trials = min(trials, len(ids))
+        for index in order[:trials]:
+            study.enqueue_trial(_params_of(space, space.config_by_id(ids[index])))
+
+    rows: list[dict] = []
+
+    def objective(trial: optuna.Trial):
+        if flat:
+            suggest_every_gene(space, trial)
+        config = space.suggest(trial)
+        row = table.loc[config["config_id"]]
+        values = tuple(float(row[o.column]) for o in objs)
+        rows.append({"trial": trial.number, "model_id": config["config_id"],
+                     "family": config["family"], "scale": config["scale"],
+                     **{o.column: v for o, v in zip(objs, values)}})
+        return values
+
+    start = time.perf_counter()
+    study.optimize(objective, n_trials=trials, show_progress_bar=False)
+    wall = time.perf_counter() - start
+
+    values = np.array([[r[o.column] for o in objs] for r in rows], dtype=np.float64)
+    points, _ = normalise(values, directions, bounds)
+    curve = {}
+    for n in sorted(set(progress_every or []) | {len(rows)}):
+        if 0 < n <= len(rows):
+            curve[n] = hypervolume(points[:n], REFERENCE_POINT) / grid_hv
+    front = pareto_mask(values, directions)
+    for row, on_front in zip(rows, front):
+        row["on_front"] = bool(on_front)
+    summary = {
+        "benchmark": str(benchmark),
+        "space": str(space.path),
+        "sampler": sampler,
+        "seed": seed,
+        "trials": len(rows),
+        "unique_configurations": len({r["model_id"] for r in rows}),
+        "grid_size": len(ids),
+        "objectives": [str(o) for o in objs],
+        "hypervolume": hypervolume(points, REFERENCE_POINT),
+        "grid_hypervolume": grid_hv,
+        "hypervolume_ratio": curve[len(rows)],
+        "reference_point": REFERENCE_POINT,
+        "normalisation": {"lower": bounds[0].tolist(), "upper": bounds[1].tolist(),
+                          "note": "min-max over the full grid, max objectives flipped; 0 = best"},
+        "front": sorted({r["model_id"] for r in rows if r["on_front"]}),
+        "grid_front": grid_front_ids,
+        "ratio_by_trials": {str(k): v for k, v in curve.items()},
+        "wall_time_s": wall,
+    }
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "trials.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["trial"])
+            writer.writeheader()
+            writer.writerows(rows)
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def suggest_every_gene(space, trial) -> None:
+    """Flat encoding of the conditional space: ask for every family's hyper-parameters.
+
+    Optuna's NSGA-II (and multivariate TPE) model only the parameters present in every
+    trial; with a define-by-run space those are just ``family`` and ``scale``, and a family's
+    own hyper-parameters would be drawn at random forever. Asking for all of them each trial
+    (the inactive ones are carried along as inert genes, a standard GA encoding of
+    conditional spaces) lets crossover and mutation act on them. ``space.suggest`` then asks
+    the same names with the same distributions and gets these values back.
+    """
+    names = list(space.families)
+    if len(names) > 1:
+        trial.suggest_categorical("family", names)
+    for name, family in space.families.items():
+        scales = list(family.scales)
+        if len(scales) > 1:
+            trial.suggest_categorical("scale" if space._shared_scales() else f"{name}.scale", scales)
+        if len(family.subgrids) == 1:
+            for hp, dim in family.subgrids[0].items():
+                dim.suggest(trial, f"{name}.{hp}")
+        else:
+            trial.suggest_categorical(f"{name}.grid", list(range(len(family.subgrids))))
+            for index, grid in enumerate(family.subgrids):
+                for hp, dim in grid.items():
+                    dim.suggest(trial, f"{name}.g{index}.{hp}")
+
+
+def _params_of(space, config: dict) -> dict:
+    """Optuna parameters that make ``space.suggest`` return ``config`` (for grid enqueueing)."""
+    from search.study.optuna_store import ReplayTrial
+
+    replay = ReplayTrial(config, space, number=0)
+    space.suggest(replay)
+    return dict(replay.params)
