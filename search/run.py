@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="trials at a time (default: 1 when latency is measured on this CPU, else all CPUs)")
     parser.add_argument("--data-root", help="folder holding the test/train sets (default: see docs)")
     parser.add_argument("--quiet", action="store_true", help="no per-trial lines")
+    parser.add_argument("--benchmark", metavar="TABLE",
+                        help="tabular benchmark: a trial is a lookup in TABLE ('published' = the eSR "
+                             "authors' 1185 results, or a CSV with a 'model' column); no training")
     return parser
 
 
@@ -54,6 +57,8 @@ def main(argv=None) -> int:
     if args.dry_run:
         dry_run(args.space, args.out)
         return 0
+    if args.benchmark:
+        return _run_tabular(args)
     if not args.out:
         raise UserError("--out DIR is required (the study folder)")
     if args.trials is not None and args.trials < 1:
@@ -67,6 +72,22 @@ def main(argv=None) -> int:
     summary = run_study(options, resume=args.resume)
     print(f"{summary.study_name}: {summary.completed} complete, {summary.failed} failed of "
           f"{summary.trials_target} -> {summary.csv_path} (Optuna: {summary.storage})")
+    return 0
+
+
+def _run_tabular(args) -> int:
+    from search.space import load_space
+    from search.study.tabular import run_tabular
+
+    if not args.objectives:
+        raise UserError("--benchmark needs --objectives, e.g. psnr_Set14:max,speed_AGX:max")
+    space = load_space(args.space)
+    summary = run_tabular(space, args.objectives, sampler=args.sampler, trials=args.trials or 100,
+                          seed=args.seed or 0, out_dir=args.out, benchmark=args.benchmark)
+    where = f" -> {args.out}/trials.csv, summary.json" if args.out else ""
+    print(f"{summary['sampler']} seed {summary['seed']}: {summary['trials']} trials, hypervolume "
+          f"{summary['hypervolume']:.4f} = {summary['hypervolume_ratio']:.3f} of the full grid's"
+          f" ({summary['wall_time_s']:.1f} s){where}")
     return 0
 
 

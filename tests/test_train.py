@@ -37,6 +37,15 @@ def private_cache_dir(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SR_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "sr-cache"))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny convolutions: a second thread only adds synchronisation (slow on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def small_train_dir(tmp_path_factory):
     """Six 96x80 crops of shipped T91 images: real content, loads in a blink."""
@@ -285,6 +294,9 @@ def test_budgets_in_params_and_overrides():
     assert resolve_budget(patterns, "eSR-TR")["loss_border"] == 3
     assert resolve_budget(patterns, "eSR-TR")["lr"] == 0.5
     assert resolve_budget(patterns, "IMDN")["loss_border"] == 0
+    resolved = resolve_budget("quick", "eSR-TM")
+    again = resolve_budget(resolved, "eSR-TM")  # a resolved budget is a valid budget
+    assert {**again, "overrides_applied": None} == {**resolved, "overrides_applied": None}
 
 
 def test_loss_border_leaves_patch_edges_out():

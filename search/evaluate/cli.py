@@ -212,9 +212,8 @@ def main(argv: list[str] | None = None) -> int:
             writer.writerows(rows)
         print(f"wrote {out} ({len(rows)} models, {elapsed:.1f} s)", file=sys.stderr)
     if args.json:
-        payload = results[model_ids[0] if not batch else None] if False else (
-            next(iter(results.values())) if not batch else results)
-        print(json.dumps(payload, indent=None, sort_keys=False))
+        payload = results if batch else next(iter(results.values()))
+        print(json.dumps(payload))
     elif batch and not args.csv:
         for row in rows:
             parts = [f"{k[5:]} {row[k]:.4f}" for k in row if k.startswith("psnr_")]

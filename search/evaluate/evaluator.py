@@ -22,12 +22,22 @@ from search.errors import UserError
 from search.evaluate.metrics import psnr, ssim, ssim_reference
 from search.evaluate.protocols import Protocol, Sample, get_protocol
 
-_CACHE_ENTRIES = 1024
-_sample_cache: "OrderedDict[tuple, Sample]" = OrderedDict()
+# Prepared samples kept in memory (LRU), bounded in bytes: SR_EVAL_CACHE_MB (default 2048).
+_CACHE_BYTES = int(float(os.environ.get("SR_EVAL_CACHE_MB", "2048")) * 2**20)
+_sample_cache: "OrderedDict[tuple, tuple[Sample, int]]" = OrderedDict()
+_cache_used = 0
 
 
 def clear_cache() -> None:
+    global _cache_used
     _sample_cache.clear()
+    _cache_used = 0
+
+
+def _sample_bytes(sample: Sample) -> int:
+    # target (float64) + LR, plus the per-device extras added later (float32 shaved target
+    # and four float32 SSIM maps: about twice the float64 target).
+    return sample.lr.nbytes + 3 * sample.target.nbytes
 
 
 def default_protocol_name(model: nn.Module) -> str:
@@ -71,11 +81,12 @@ def prepare_sample(test_set: TestSet, image_path: Path, scale: int, color: str,
         from search.errors import DataError
 
         raise DataError("image not found", path=image_path)
+    global _cache_used
     key = (_file_key(image_path), int(scale), color, protocol.key)
-    sample = _sample_cache.get(key)
-    if sample is not None:
+    cached = _sample_cache.get(key)
+    if cached is not None:
         _sample_cache.move_to_end(key)
-        return sample
+        return cached[0]
     image = read_image(image_path)
     lr_image = None
     if protocol.lr_from_files:
@@ -83,9 +94,12 @@ def prepare_sample(test_set: TestSet, image_path: Path, scale: int, color: str,
         if lr_path is not None:
             lr_image = read_image(lr_path)
     sample = protocol.prepare(image, int(scale), color, lr_image)
-    _sample_cache[key] = sample
-    if len(_sample_cache) > _CACHE_ENTRIES:
-        _sample_cache.popitem(last=False)
+    size = _sample_bytes(sample)
+    _sample_cache[key] = (sample, size)
+    _cache_used += size
+    while _cache_used > _CACHE_BYTES and len(_sample_cache) > 1:
+        _, (_, evicted) = _sample_cache.popitem(last=False)
+        _cache_used -= evicted
     return sample
 
 
@@ -100,12 +114,14 @@ def _as_test_sets(test_sets, data_root) -> list[TestSet]:
 
 
 def sample_reference(sample: Sample, border: int, device: torch.device) -> dict:
-    """The target on ``device`` and its SSIM statistics, computed once per sample."""
+    """The shaved float32 target on ``device`` and its SSIM statistics, once per sample."""
     key = (str(device), int(border))
     ref = sample.extras.get(key)
     if ref is None:
-        target = sample.target.to(device)
-        ref = {"target": target, "ssim": ssim_reference(target, border=border)}
+        height, width = sample.target.shape[-2:]
+        target = sample.target[border:height - border, border:width - border]
+        target = target.to(device=device, dtype=torch.float32).contiguous()
+        ref = {"target": target, "ssim": ssim_reference(target, border=0), "size": (height, width)}
         sample.extras[key] = ref
     return ref
 
@@ -115,13 +131,15 @@ def _model_dtype(model: nn.Module) -> torch.dtype:
     return param.dtype if param is not None else torch.float32
 
 
-def _fit_output(sr: torch.Tensor, target: torch.Tensor, model: nn.Module, image: Path) -> torch.Tensor:
-    height, width = target.shape[-2:]
+def _fit_output(sr: torch.Tensor, size: tuple[int, int], border: int, model: nn.Module,
+                image: Path) -> torch.Tensor:
+    """Crop the output to the HR size, then shave ``border`` pixels."""
+    height, width = size
     if sr.shape[-2] < height or sr.shape[-1] < width:
         name = getattr(model, "model_id", type(model).__name__)
         raise UserError(f"model {name} returned {tuple(sr.shape[-2:])} for {image.name}, "
                         f"expected at least {(height, width)}")
-    return sr[..., :height, :width]
+    return sr[..., border:height - border, border:width - border]
 
 
 def evaluate_model(model: nn.Module, test_sets, *, protocol: str | Protocol | None = None,
@@ -160,12 +178,12 @@ def evaluate_model(model: nn.Module, test_sets, *, protocol: str | Protocol | No
                 psnrs, ssims = [], []
                 for image_path in test_set.images:
                     sample = prepare_sample(test_set, image_path, scale, color, proto)
-                    sr = model(sample.lr.to(device=device, dtype=dtype))
-                    sr = _fit_output(sr, sample.target, model, image_path)
-                    pred = proto.output_to_metric(sr, color, sample.gray_image)
                     border = proto.border(scale)
                     ref = sample_reference(sample, border, device)
-                    psnrs.append(psnr(pred, ref["target"], border=border))
+                    sr = model(sample.lr.to(device=device, dtype=dtype))
+                    sr = _fit_output(sr, ref["size"], border, model, image_path)
+                    pred = proto.output_to_metric(sr, color, sample.gray_image)
+                    psnrs.append(psnr(pred, ref["target"]))
                     ssims.append(ssim(pred, reference=ref["ssim"]))
                     if bar is not None:
                         bar.update(1)

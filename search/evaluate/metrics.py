@@ -43,14 +43,19 @@ def _as_batch(image) -> torch.Tensor:
 def psnr(sr, hr, *, border: int = 0, peak: float = _PEAK) -> torch.Tensor | float:
     """PSNR in dB of ``sr`` against ``hr`` (0..255 scale), per image for N x H x W input.
 
-    Computed in float64; identical images give ``inf``.
+    Differences are taken in the inputs' precision (float32 is ample for 8-bit data) and
+    the squared error is accumulated in float64; identical images give ``inf``.
     """
     single = torch.as_tensor(sr).ndim == 2
-    sr_t = shave(_as_batch(sr), border).double()
-    hr_t = shave(_as_batch(hr), border).double()
+    sr_t = shave(_as_batch(sr), border)
+    hr_t = shave(_as_batch(hr), border)
     if sr_t.shape != hr_t.shape:
         raise ValueError(f"shape mismatch {tuple(sr_t.shape)} vs {tuple(hr_t.shape)}")
-    mse = (sr_t - hr_t).pow(2).flatten(1).mean(dim=1)
+    dtype = torch.promote_types(sr_t.dtype, hr_t.dtype)
+    if not dtype.is_floating_point:
+        dtype = torch.float64
+    diff = sr_t.to(dtype) - hr_t.to(dtype)
+    mse = diff.square_().flatten(1).sum(dim=1, dtype=torch.float64) / diff[0].numel()
     values = 10.0 * torch.log10(peak * peak / mse)
     return float(values[0]) if single else values
 

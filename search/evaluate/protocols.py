@@ -153,8 +153,13 @@ class Protocol:
 
     # ------------------------------------------------------------------ scoring
     def output_to_metric(self, sr: torch.Tensor, color: str, gray_image: bool) -> torch.Tensor:
-        """``1 x C x H x W`` model output -> ``H x W`` float64 metric image (0..255)."""
-        out = sr.detach().double().clamp(0.0, 1.0) * 255.0
+        """``1 x C x H x W`` model output -> ``H x W`` metric image (0..255, float32 or more).
+
+        float32 is exact for the 8-bit quantisation and within 2e-5 of float64 otherwise.
+        """
+        out = sr.detach()
+        out = out.float() if out.dtype in (torch.float16, torch.bfloat16) else out
+        out = out.clamp(0.0, 1.0).mul_(255.0)
         if self.quantize_output:
             out = torch.floor(out + 0.5)
         out = out[0]

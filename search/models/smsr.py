@@ -337,7 +337,8 @@ class SMSR(SRModel):
         head = self.head(x0)
         if self.inference == "sparse":
             head = head.contiguous(memory_format=torch.channels_last)  # the layout the gathers need
-            per_image = [self._body_sparse(head[i : i + 1]) for i in range(head.shape[0])]
+            with torch.no_grad():  # inference only: the gathers write into reused buffers
+                per_image = [self._body_sparse(head[i : i + 1]) for i in range(head.shape[0])]
             features = per_image[0] if len(per_image) == 1 else torch.cat(per_image)
         else:
             features = self._body_dense_hard(head)

@@ -88,6 +88,7 @@ def validate_budget(budget: dict, *, name: str = "<budget>", source: object | No
     budget = copy.deepcopy(budget)
     overrides = budget.pop("overrides", None) or {}
     budget.pop("name", None)
+    budget.pop("overrides_applied", None)  # a resolved budget passed back in
     if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
         raise UserError(f"budget {name!r}: overrides must map a family name to a mapping", path=source)
     resolved = _check_keys(budget, name, source)

@@ -1,0 +1,276 @@
+"""Pareto front, hypervolume and plot of one study folder (``trials.csv`` of ``search.run``).
+
+    python -m search.report.fronts studies/esr --out reports/studies/esr [--objectives ...]
+
+Writes into ``--out``:
+
+* ``pareto.csv``: the non-dominated finished trials under the study's objectives (the
+  ``--objectives`` it ran with, from ``study.json``, else the space's), every trials.csv
+  column kept, best first objective first;
+* ``metrics.json``: trial counts, front size, hypervolume (objectives min-max normalised over
+  the study's own finished trials, reference point 1.1: :mod:`search.report.pareto`), the
+  best value of each objective, and the latency label(s);
+* ``front.md``: the front as a Markdown table;
+* ``front.png``: PSNR against latency, parameters and MACs (one row of panels per scale),
+  one colour and marker per family, each panel's 2-D front drawn as a line, the study's
+  front members outlined, MATLAB-bicubic PSNR of the same test set and protocol marked
+  (a Bicubic trial when the study has one, else a dashed line evaluated here), and the
+  latency's measured/predicted label in the latency axis title.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from search.errors import UserError, cli_main
+from search.report.pareto import REFERENCE_POINT, hypervolume, normalise, pareto_mask
+
+COST_AXES = (("latency_ms", "latency (ms)"), ("params", "parameters"), ("flops", "MACs"))
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p", "8")
+
+
+def read_study(study_dir: Path) -> tuple[pd.DataFrame, dict]:
+    study_dir = Path(study_dir)
+    table = study_dir / "trials.csv"
+    if not table.is_file():
+        raise UserError("no trials.csv (is this a study folder?)", path=study_dir)
+    trials = pd.read_csv(table)
+    manifest_path = study_dir / "study.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    return trials, manifest
+
+
+def study_objectives(manifest: dict, override: str | None, columns) -> list[tuple[str, str]]:
+    """[(column, "max"|"min")]: ``override``, else the study's options, else its space's."""
+    spec = override or manifest.get("options", {}).get("objectives")
+    if not spec:
+        space_path = manifest.get("options", {}).get("space")
+        if space_path:
+            from search.space import load_space
+
+            spec = [str(o) for o in load_space(space_path).fixed.objectives]
+    if not spec:
+        raise UserError("no objectives: pass --objectives (e.g. psnr_Set14:max,latency_ms:min)")
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    objectives = []
+    for item in items:
+        column, _, direction = str(item).strip().partition(":")
+        if direction not in ("max", "min"):
+            raise UserError(f"objective {item!r} needs :max or :min")
+        if column not in columns:
+            raise UserError(f"objective column {column!r} is not in trials.csv")
+        objectives.append((column, direction))
+    return objectives
+
+
+def latency_label(trials: pd.DataFrame) -> str:
+    """'measured on cpu' / 'predicted for jetson (CV: 83% within 10%)' from the trials' labels."""
+    if "latency_source" not in trials:
+        return "source unknown"
+    labels = []
+    for source in sorted(trials["latency_source"].dropna().astype(str).unique()):
+        kind, _, device = source.partition(":")
+        text = f"{kind} on {device}" if kind == "measured" else f"{kind} for {device}"
+        if kind == "predicted" and "latency_cv_within_10pct" in trials:
+            cv = trials.loc[trials["latency_source"] == source, "latency_cv_within_10pct"].dropna()
+            if len(cv):
+                text += f" (predictor CV: {float(cv.iloc[0]):.0%} within 10%)"
+        labels.append(text)
+    return "; ".join(labels) or "source unknown"
+
+
+def front_table(trials: pd.DataFrame, objectives: list[tuple[str, str]]) -> tuple[pd.DataFrame, dict]:
+    """(front rows, metrics) of the finished trials."""
+    done = trials[trials["status"] == "complete"].copy()
+    columns = [c for c, _ in objectives]
+    directions = [d for _, d in objectives]
+    values = done[columns].to_numpy(dtype=np.float64)
+    metrics: dict = {
+        "trials": int(len(trials)),
+        "complete": int(len(done)),
+        "failed": int((trials["status"] != "complete").sum()),
+        "objectives": [f"{c}:{d}" for c, d in objectives],
+        "reference_point": REFERENCE_POINT,
+    }
+    if len(done) == 0:
+        metrics.update(front_size=0, hypervolume=None)
+        return done, metrics
+    mask = pareto_mask(values, directions)
+    points, bounds = normalise(values, directions)
+    front = done[mask].sort_values(columns[0], ascending=directions[0] == "min")
+    metrics.update(
+        front_size=int(mask.sum()),
+        hypervolume=hypervolume(points, REFERENCE_POINT),
+        normalisation={"lower": bounds[0].tolist(), "upper": bounds[1].tolist(),
+                       "note": "min-max over this study's finished trials; max objectives flipped; 0 = best"},
+        best={c: (float(done[c].max()) if d == "max" else float(done[c].min())) for c, d in objectives},
+        front_ids=front["config_id"].astype(str).tolist(),
+        latency=latency_label(done),
+    )
+    return front, metrics
+
+
+def psnr_column(objectives, columns) -> str:
+    for column, _ in objectives:
+        if column.startswith("psnr_"):
+            return column
+    found = [c for c in columns if c.startswith("psnr_")]
+    if not found:
+        raise UserError("trials.csv has no psnr_<set> column to plot")
+    return found[-1]
+
+
+def bicubic_psnr(manifest: dict, scales, test_set: str) -> dict[int, float]:
+    """MATLAB-bicubic PSNR per scale on ``test_set`` under the study's protocol (evaluated here)."""
+    from search.evaluate import evaluate_model
+    from search.models import create_model
+
+    protocol = None
+    space_path = manifest.get("options", {}).get("space")
+    if space_path:
+        from search.space import load_space
+
+        protocol = load_space(space_path).fixed.protocol
+    out = {}
+    for scale in scales:
+        model = create_model(family="Bicubic", scale=int(scale))
+        out[int(scale)] = evaluate_model(model, [test_set], protocol=protocol, progress=False)[test_set]["psnr"]
+    return out
+
+
+def plot_front(trials: pd.DataFrame, front: pd.DataFrame, objectives, manifest: dict, path: Path,
+               title: str, bicubic: dict[int, float] | None = None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    from matplotlib.ticker import EngFormatter, NullFormatter
+
+    done = trials[trials["status"] == "complete"]
+    y = psnr_column(objectives, done.columns)
+    axes_spec = [(c, label) for c, label in COST_AXES if c in done and done[c].notna().any()]
+    scales = sorted(done["scale"].dropna().astype(int).unique())
+    families = sorted(done["family"].astype(str).unique())
+    palette = dict(zip(families, sns.color_palette("tab10", max(len(families), 3))))
+    markers = {f: MARKERS[i % len(MARKERS)] for i, f in enumerate(families)}
+    front_ids = set(front["config_id"].astype(str))
+    lat = latency_label(done)
+
+    fig, axes = plt.subplots(len(scales), len(axes_spec), squeeze=False,
+                             figsize=(4.6 * len(axes_spec), 3.6 * len(scales)))
+    for r, scale in enumerate(scales):
+        at_scale = done[done["scale"].astype(int) == scale]
+        for c, (x, xlabel) in enumerate(axes_spec):
+            ax = axes[r][c]
+            for family in families:
+                rows = at_scale[at_scale["family"] == family]
+                if rows.empty:
+                    continue
+                is_bicubic = family == "Bicubic"
+                ax.scatter(rows[x], rows[y], s=90 if is_bicubic else 36,
+                           marker="*" if is_bicubic else markers[family],
+                           color="black" if is_bicubic else palette[family],
+                           edgecolors=["black" if i in front_ids else "none" for i in rows["config_id"]],
+                           linewidths=1.2, label=family, zorder=3)
+            pts = at_scale[[x, y]].dropna()
+            if len(pts):
+                mask = pareto_mask(pts.to_numpy(float), ["min", "max"])
+                line = pts[mask].sort_values(x)
+                ax.step(line[x], line[y], where="post", color="0.3", lw=1, zorder=2,
+                        label="front (this panel)")
+            if bicubic and scale in bicubic and "Bicubic" not in set(at_scale["family"]):
+                ax.axhline(bicubic[scale], color="black", ls="--", lw=1, label="bicubic (PSNR)")
+            spread = pts[x][pts[x] > 0]
+            log = len(spread) > 1 and spread.max() / spread.min() > 10
+            if log:
+                ax.set_xscale("log")
+            if x != "latency_ms":
+                ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+                ax.xaxis.set_minor_formatter(NullFormatter())
+            scale_note = ", log" if log else ""
+            if x == "latency_ms":
+                ax.set_xlabel(f"latency (ms{scale_note}), {lat}")
+            else:
+                ax.set_xlabel(f"{xlabel}{' (log)' if log else ''}")
+            ax.set_ylabel(f"PSNR {y[5:]} (dB)")
+            ax.set_title(f"x{scale}: PSNR vs {xlabel.split(' (')[0]}", fontsize=10)
+            ax.grid(alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for row in axes:
+        for ax in row:
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                if lab not in labels:
+                    handles.append(h)
+                    labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=9,
+               frameon=False, bbox_to_anchor=(0.5, 0.0))
+    fig.suptitle(f"{title}: {len(done)} finished trials, front of "
+                 f"{', '.join(f'{c}:{d}' for c, d in objectives)} outlined", fontsize=11)
+    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fmt(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "missing"
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    return str(value)
+
+
+def write_report(trials: pd.DataFrame, manifest: dict, out: Path, objectives, title: str,
+                 with_bicubic: bool = True) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    front, metrics = front_table(trials, objectives)
+    front.to_csv(out / "pareto.csv", index=False)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    shown = ["config_id", "family", "scale"] + [c for c, _ in objectives]
+    shown += [c for c in ("params", "flops", "latency_ms", "latency_source") if c in front and c not in shown]
+    lines = [f"# Pareto front: {title}", "",
+             f"{metrics['complete']} finished trials ({metrics['failed']} failed); front of "
+             f"{', '.join(metrics['objectives'])}: {metrics['front_size']} trials; hypervolume "
+             f"{_fmt(metrics['hypervolume'])} (objectives min-max normalised over the finished trials, "
+             f"reference point {REFERENCE_POINT}). Latency: {metrics.get('latency', 'n/a')}.", "",
+             "| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+    for _, row in front.iterrows():
+        lines.append("| " + " | ".join(_fmt(row[c]) for c in shown) + " |")
+    (out / "front.md").write_text("\n".join(lines) + "\n")
+    bicubic = None
+    done = trials[trials["status"] == "complete"]
+    if with_bicubic and len(done) and "Bicubic" not in set(done["family"]):
+        y = psnr_column(objectives, done.columns)
+        bicubic = bicubic_psnr(manifest, sorted(done["scale"].astype(int).unique()), y[5:])
+        metrics["bicubic_psnr"] = {f"x{s}": v for s, v in bicubic.items()}
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if len(done):
+        plot_front(trials, front, objectives, manifest, out / "front.png", title, bicubic)
+    return metrics
+
+
+@cli_main
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m search.report.fronts", description=__doc__.splitlines()[0])
+    parser.add_argument("study", type=Path, help="study folder (trials.csv, study.json)")
+    parser.add_argument("--out", type=Path, required=True, help="report folder")
+    parser.add_argument("--objectives", help="override the study's objectives, e.g. psnr_Set14:max,params:min")
+    parser.add_argument("--no-bicubic", action="store_true", help="do not evaluate the bicubic reference line")
+    args = parser.parse_args(argv)
+    trials, manifest = read_study(args.study)
+    objectives = study_objectives(manifest, args.objectives, trials.columns)
+    metrics = write_report(trials, manifest, args.out, objectives, args.study.name,
+                           with_bicubic=not args.no_bicubic)
+    print(f"{args.study}: {metrics['complete']} finished, front {metrics['front_size']}, "
+          f"hypervolume {_fmt(metrics['hypervolume'])} -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""DVC metrics and a plot table from the tabular sampler comparison's curves.
+
+``benchmarks/tabular_samplers.py`` writes ``sampler_curves.csv`` (one row per sampler, seed
+and number of trials used, with the hypervolume ratio against the full grid's front). This
+module turns it into
+
+* ``summary.json`` (``dvc metrics show``): per sampler the mean, std, min and max of the ratio
+  at the final budget, the mean ratio at every checkpoint, and the acceptance checks
+  (NSGA-II >= 0.98 on average; NSGA-II above random search at that budget);
+* ``ratio_by_trials.csv`` (``dvc plots show``): mean ratio per sampler against trials used,
+  one column per sampler (+ ``<sampler>_std``).
+
+    python -m search.report.tabular_summary reports/tabular/sampler_curves.csv --out reports/tabular
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from search.errors import UserError, cli_main
+
+TARGET_RATIO = 0.98
+REQUIRED = ("sampler", "seed", "trials", "hypervolume_ratio")
+
+
+def read_curves(path: Path) -> pd.DataFrame:
+    if not Path(path).is_file():
+        raise UserError("sampler curves not found (run benchmarks/tabular_samplers.py)", path=path)
+    curves = pd.read_csv(path)
+    missing = [c for c in REQUIRED if c not in curves.columns]
+    if missing:
+        raise UserError(f"missing columns {', '.join(missing)}", path=path)
+    return curves
+
+
+def by_trials(curves: pd.DataFrame) -> pd.DataFrame:
+    samplers = list(dict.fromkeys(curves["sampler"]))
+    stats = curves.groupby(["trials", "sampler"])["hypervolume_ratio"].agg(["mean", "std"]).unstack("sampler")
+    table = pd.DataFrame(index=stats.index)
+    for sampler in samplers:
+        table[sampler] = stats[("mean", sampler)]
+        table[f"{sampler}_std"] = stats[("std", sampler)]
+    return table.reset_index()
+
+
+def summarise(curves: pd.DataFrame) -> dict:
+    samplers = list(dict.fromkeys(curves["sampler"]))
+    budget = int(curves["trials"].max())
+    final = curves[curves["trials"] == budget]
+    per = {}
+    for sampler in samplers:
+        ratios = final.loc[final["sampler"] == sampler, "hypervolume_ratio"]
+        per[sampler] = {"mean": float(ratios.mean()),
+                        "std": float(ratios.std(ddof=1)) if len(ratios) > 1 else 0.0,
+                        "min": float(ratios.min()), "max": float(ratios.max()), "seeds": int(len(ratios))}
+    summary = {"trials": budget, "samplers": per, "target_ratio": TARGET_RATIO}
+    if "nsga2" in per:
+        summary["nsga2_reaches_target"] = per["nsga2"]["mean"] >= TARGET_RATIO
+    if "nsga2" in per and "random" in per:
+        summary["nsga2_beats_random"] = per["nsga2"]["mean"] > per["random"]["mean"]
+    return summary
+
+
+@cli_main
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m search.report.tabular_summary", description=__doc__.splitlines()[0])
+    parser.add_argument("curves", type=Path, help="sampler_curves.csv of benchmarks/tabular_samplers.py")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    curves = read_curves(args.curves)
+    args.out.mkdir(parents=True, exist_ok=True)
+    by_trials(curves).to_csv(args.out / "ratio_by_trials.csv", index=False, float_format="%.6f")
+    summary = summarise(curves)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
