@@ -51,7 +51,8 @@ def train(args) -> dict:
 
     plain = create_model(family="AdaDSR-plain", scale=args.scale, D=args.D, F=args.F)
     plain_budget = dict(PLAIN_BUDGET, steps=args.plain_steps)
-    ada_budget = dict(ADA_BUDGET, steps=args.ada_steps, lr=args.ada_lr)
+    ada_budget = dict(ADA_BUDGET, steps=args.ada_steps, lr=args.ada_lr,
+                      patch_size=args.ada_patch, batch_size=args.ada_batch)
     plain_checkpoint = RUNS_DIR / f"{plain.model_id}.pt"
     if args.reuse_plain and plain_checkpoint.is_file():
         load_weights(plain, plain_checkpoint)
@@ -342,6 +343,8 @@ def main(argv=None) -> int:
     parser.add_argument("--scratch", action="store_true",
                         help="train AdaDSR from random weights instead of the plain backbone")
     parser.add_argument("--ada-lr", type=float, default=ADA_BUDGET["lr"])
+    parser.add_argument("--ada-patch", type=int, default=ADA_BUDGET["patch_size"], help="HR patch side")
+    parser.add_argument("--ada-batch", type=int, default=ADA_BUDGET["batch_size"])
     parser.add_argument("--out", default=str(REPORT_DIR), help="report folder")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per latency (median)")

@@ -49,7 +49,9 @@ def test_study_front_report(tmp_path):
 
 
 def test_study_front_bad_folder_is_a_user_error(tmp_path, capsys):
-    assert fronts.main([str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        fronts.main([str(tmp_path), "--out", str(tmp_path / "x")])
+    assert exit_info.value.code == 2
     assert "no trials.csv" in capsys.readouterr().err
 
 
