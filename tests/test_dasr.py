@@ -13,6 +13,15 @@ from search.models.dasr import DASR, MixedConv2d
 SMALL = dict(F=8, B=1)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small tensors: a second intra-op thread only adds contention on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _small(scale=4, N=3, **kwargs):
     torch.manual_seed(0)
     return create_model(family="DASR", scale=scale, N=N, **{**SMALL, **kwargs})
@@ -141,3 +150,29 @@ def test_space_file_enumerates_expert_counts():
     assert {c["scale"] for c in configs} == {4}
     for config in configs:
         assert create_model(config["model_id"]).model_id == config["model_id"]
+
+
+def _reported_count(label: str) -> int | None:
+    import re
+
+    from search.paths import PUBLISHED_DIR
+
+    path = PUBLISHED_DIR / "REPORTED.md"
+    if not path.is_file():
+        return None
+    for line in path.read_text().splitlines():
+        if line.startswith(f"| {label} |"):
+            match = re.search(r"\|\s*([\d,]+)\s*\|", line[len(label) + 3:])
+            return int(match.group(1).replace(",", "")) if match else None
+    return None
+
+
+def test_paper_configuration_matches_released_parameter_counts():
+    """DASR_s4_N5_F64_B16 = csjliang/DASR's network (counts derived in REPORTED.md 4.2)."""
+    generator = _reported_count("Generator params (5 experts stored)")
+    predictor = _reported_count("Degradation predictor params")
+    if generator is None or predictor is None:
+        pytest.skip("published/REPORTED.md section 4.2 not available")
+    model = create_model("DASR_s4_N5_F64_B16")
+    assert sum(p.numel() for p in model.generator.parameters()) == generator
+    assert sum(p.numel() for p in model.predictor.parameters()) == predictor

@@ -92,7 +92,7 @@ def test_other_families_are_predicted_as_extrapolation():
 def test_cli_predictor_json(capsys):
     from search.profile.__main__ import main
 
-    main(["predictor", "--device", "agx", "--cv", "2", "--limit", "24", "--json"])
+    main(["predictor", "--device", "agx", "--cv", "2", "--limit", "24", "--trees", "20", "--json"])
     summary = json.loads(capsys.readouterr().out)
     assert summary["device"] == "jetson" and summary["n"] == 24 and summary["folds"] == 2
     for key in ("within_10pct", "within_20pct", "spearman"):

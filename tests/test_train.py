@@ -295,6 +295,11 @@ def test_budgets_in_params_and_overrides():
     assert resolve_budget(patterns, "eSR-TR")["lr"] == 0.5
     assert resolve_budget(patterns, "IMDN")["loss_border"] == 0
     resolved = resolve_budget("quick", "eSR-TM")
+    based = resolve_budget({"base": "quick", "steps": 12, "batch_size": 2.0}, "eSR-TM")
+    assert based["steps"] == 12 and based["batch_size"] == 2
+    assert based["lr"] == resolved["lr"]  # the base's family override survives
+    with pytest.raises(UserError, match="unknown training budget"):
+        resolve_budget({"base": "nope", "steps": 3})
     again = resolve_budget(resolved, "eSR-TM")  # a resolved budget is a valid budget
     assert {**again, "overrides_applied": None} == {**resolved, "overrides_applied": None}
 

@@ -15,7 +15,6 @@ import argparse
 import csv
 import fnmatch
 import json
-import os
 import sys
 import time
 from pathlib import Path

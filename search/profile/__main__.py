@@ -6,6 +6,7 @@ Sub-commands::
     predictor --device jetson|rpi|maxq|all [--cv 5] [--lofo] [--save] [--report] [--json]
     onnx      --model ID --out FILE.onnx [--weights PATH]
     devices   (list the device profiles)
+    report    (re-render reports/latency_predictor.md from stored predictors, no refit)
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def _build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--report", action="store_true",
                       help="write reports/latency_predictor.md and .csv (implies --lofo)")
     pred.add_argument("--limit", type=int, help="use only this many models (quick checks)")
+    pred.add_argument("--trees", type=int, help="boosted trees (default: the stored setting, 800)")
     pred.add_argument("--json", action="store_true", help="print one JSON object (per device)")
 
     onnx = sub.add_parser("onnx", help="export a model to ONNX and check it against torch")
@@ -63,8 +65,13 @@ def _build_parser() -> argparse.ArgumentParser:
     onnx.add_argument("--out", required=True, help="output .onnx file")
     onnx.add_argument("--weights", help="weights file to load first (optional)")
     onnx.add_argument("--atol", type=float, default=1e-4)
+    onnx.add_argument("--lr-size", type=_size, default=(20, 28),
+                      help="LR input HEIGHTxWIDTH to trace and check with; the size of a static "
+                           "graph where H/W cannot be dynamic (default 20x28)")
 
     sub.add_parser("devices", help="list device profiles")
+    sub.add_parser("report", help="re-render reports/latency_predictor.md from the stored "
+                                  "predictors and reports/latency_predictor.csv (no refit)")
     return parser
 
 
@@ -122,14 +129,17 @@ def _cmd_predictor(args) -> int:
     summaries = {}
     for profile in profiles:
         data = P.load_published(profile, limit=args.limit, progress=progress)
-        cv, cv_pred = P.cross_validate(profile, data, folds=args.cv, seed=args.seed, progress=progress)
+        settings = {"n_estimators": args.trees} if args.trees else None
+        cv, cv_pred = P.cross_validate(profile, data, folds=args.cv, seed=args.seed,
+                                       gbm_settings=settings, progress=progress)
         summary = {"device": profile.name, "column": profile.published_column, **cv}
         lofo_pred = None
         if args.lofo or args.report:
-            lofo, lofo_pred = P.leave_one_family_out(profile, data, progress=progress)
+            lofo, lofo_pred = P.leave_one_family_out(profile, data, gbm_settings=settings,
+                                                     progress=progress)
             summary["leave_one_family_out"] = lofo
         if args.save:
-            fitted = P.fit_predictor(profile, data)
+            fitted = P.fit_predictor(profile, data, gbm_settings=settings)
             fitted.cv = cv
             fitted.leave_one_family_out = summary.get("leave_one_family_out", {})
             summary["saved"] = str(fitted.save())
@@ -174,7 +184,7 @@ def _cmd_onnx(args) -> int:
     model = _model(args.model, args.weights)
     out = Path(args.out)
     info: dict = {}
-    data = export_onnx(model, out, info=info)
+    data = export_onnx(model, out, sample_lr_shape=args.lr_size, info=info)
     check = check_onnx(model, data, lr_shape=tuple(info["sample_lr_shape"]), atol=args.atol)
     shape_note = "dynamic height/width" if info["dynamic"] else f"static LR input {info['sample_lr_shape']}"
     extra = f"; exported with {info['note']}" if info.get("note") else ""
@@ -182,6 +192,13 @@ def _cmd_onnx(args) -> int:
           f"max |diff| {check['max_abs_diff']:.2e} (atol {args.atol:g})")
     if not check["ok"]:
         raise UserError(f"{out}: ONNX output differs from torch by {check['max_abs_diff']:.3g} > {args.atol:g}")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from search.profile.report import rerender
+
+    print("wrote " + ", ".join(str(p) for p in rerender()))
     return 0
 
 
@@ -201,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     warnings.filterwarnings("once")
     handler = {"profile": _cmd_profile, "predictor": _cmd_predictor, "onnx": _cmd_onnx,
-               "devices": _cmd_devices}[args.command]
+               "devices": _cmd_devices, "report": _cmd_report}[args.command]
     return handler(args)
 
 

@@ -170,6 +170,7 @@ class LatencyPredictor:
     cv: dict[str, Any] = field(default_factory=dict)
     leave_one_family_out: dict[str, Any] = field(default_factory=dict)
     n_models: int = 0
+    settings: dict[str, Any] = field(default_factory=lambda: dict(GBM_SETTINGS))
 
     # prediction ---------------------------------------------------------------
     def prior_ms(self, features: np.ndarray) -> np.ndarray:
@@ -209,7 +210,7 @@ class LatencyPredictor:
             "feature_names": list(FEATURE_NAMES),
             "prior": {"features": list(PRIOR_FEATURES), "coef": list(self.prior_coef)},
             "residual": {"init": self.residual_init, "learning_rate": self.learning_rate,
-                         "settings": {k: v for k, v in GBM_SETTINGS.items()},
+                         "settings": self.settings,
                          "trees": self.trees},
             "training_families": self.training_families,
             "feature_ranges": self.feature_ranges,
@@ -245,6 +246,7 @@ class LatencyPredictor:
                 cv=dict(data.get("cv", {})),
                 leave_one_family_out=dict(data.get("leave_one_family_out", {})),
                 n_models=int(data.get("n_models", 0)),
+                settings=dict(data["residual"].get("settings", {})),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise UserError(f"not a latency predictor file of this version: {exc}", path=source) from None
@@ -387,7 +389,7 @@ def fit_predictor(profile: DeviceProfile, data: PublishedData, *,
         learning_rate=lr, trees=trees, output_size=tuple(profile.output_size),
         bytes_per_element=profile.bytes_per_element, published_column=profile.published_column,
         training_families=sorted(set(data.families.tolist())), feature_ranges=ranges,
-        n_models=len(data.model_ids),
+        n_models=len(data.model_ids), settings={**GBM_SETTINGS, **(gbm_settings or {})},
     )
 
 

@@ -97,6 +97,13 @@ def write_report(summaries: dict, rows: list[dict], folds: int,
         rate = np.median(macs[heavy] * speed[heavy])
         lines.append(f"| {name} | {spearmanr(speed, macs).statistic:.3f} | {rate:.1f} |")
 
+    lines += ["", "## Noise in the targets", "",
+              "Within a one-layer family (eSR-MAX/TM/TR) at fixed scale and K, one more channel "
+              "C never costs less, so a published speed that *rises* with C by more than 10% is "
+              "measurement noise (or a kernel-selection effect) that no cost model can follow. "
+              "Share of such adjacent-C steps, from `published/esr_tests.csv`:", "",
+              "| device | eSR-MAX | eSR-TM | eSR-TR |", "|---|---|---|---|"]
+    lines += _noise_rows(summaries)
     lines += ["", "## Outside the fitted families (extrapolation)", "",
               "Predictions of the stored predictors for models of other families, labelled as "
               "extrapolation: their error is not covered by the cross-validation above.", "",
@@ -123,3 +130,49 @@ def write_report(summaries: dict, rows: list[dict], folds: int,
         pass
     md_path.write_text("\n".join(lines) + "\n")
     return [md_path, csv_path] if rows else [md_path]
+
+
+def _noise_rows(summaries: dict) -> list[str]:
+    import pandas as pd
+
+    from search.profile.devices import get_device
+    from search.profile.predictor import PUBLISHED_CSV
+
+    table = pd.read_csv(PUBLISHED_CSV)
+    rows = []
+    for name in summaries:
+        column = get_device(name).published_column
+        cells = []
+        for family in ("eSR-MAX", "eSR-TM", "eSR-TR"):
+            part = table[table["family"] == family].sort_values(["s", "K", "C"])
+            rises = total = 0
+            for _, group in part.groupby(["s", "K"]):
+                speed = group[column].to_numpy()
+                ratio = speed[1:] / speed[:-1]
+                rises += int(np.sum(ratio > 1.10))
+                total += len(ratio)
+            cells.append(f"{rises}/{total} ({rises / max(total, 1):.0%})")
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def rerender(report_dir: Path | None = None) -> list[Path]:
+    """Rewrite the markdown from the stored predictors (their CV metrics) and the CSV."""
+    from search.profile.predictor import PREDICTOR_DIR, LatencyPredictor
+    from search.errors import UserError
+
+    folder = Path(report_dir or REPORT_DIR)
+    csv_path = folder / "latency_predictor.csv"
+    if not csv_path.is_file():
+        raise UserError("no per-model CSV to re-render from; run predictor --report", path=csv_path)
+    with csv_path.open() as handle:
+        rows = [{k: (v if k in ("device", "model", "family") else float(v)) for k, v in r.items()}
+                for r in csv.DictReader(handle)]
+    summaries = {}
+    folds = 5
+    for name in dict.fromkeys(r["device"] for r in rows):
+        predictor = LatencyPredictor.load(PREDICTOR_DIR / f"{name}.json")
+        folds = predictor.cv.get("folds", folds)
+        summaries[name] = {"column": predictor.published_column, **predictor.cv,
+                           "leave_one_family_out": predictor.leave_one_family_out}
+    return write_report(summaries, rows, folds, folder)

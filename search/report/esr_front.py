@@ -119,6 +119,7 @@ def plot(table: pd.DataFrame, rows: pd.DataFrame, path: Path, test_set: str = "S
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     scales = sorted(table["scale"].unique())
     fig, axes = plt.subplots(1, len(scales), figsize=(5.2 * len(scales), 4.4), squeeze=False)
@@ -136,7 +137,9 @@ def plot(table: pd.DataFrame, rows: pd.DataFrame, path: Path, test_set: str = "S
         ax.scatter(bic[SPEED], bic[f"published_psnr_{test_set}"], marker="*", s=140, color="black",
                    zorder=4, label="bicubic")
         ax.set_xscale("log")
-        ax.set_xlabel("Jetson AGX speed (published; units not stated, higher = faster; log)")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if str(f"{v:g}")[0] in "25" else ""))
+        ax.set_xlabel("AGX speed (published, units not stated; higher = faster; log axis)")
         ax.set_ylabel(f"PSNR {test_set} (dB)")
         ax.set_title(f"x{scale}: released eSR-paper models", fontsize=10)
         ax.grid(alpha=0.3)

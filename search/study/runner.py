@@ -285,7 +285,7 @@ def _ray_init(address: str | None, num_cpus: int | None, verbose: int) -> bool:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)  # never attach to another user's instance
     return True
 
 

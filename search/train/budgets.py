@@ -140,7 +140,20 @@ def _check_keys(values: dict, name: str, source, *, fill: bool = True) -> dict:
 
 
 def resolve_budget(budget: str | dict, family: str | None = None) -> dict:
-    """A budget name or dict -> the flat settings for ``family`` (its overrides applied)."""
+    """A budget name or dict -> the flat settings for ``family`` (its overrides applied).
+
+    A dict may name a ``base`` budget from ``params.yaml`` and change some of its keys, e.g.
+    ``{"base": "quick", "steps": 500}``: the base and its family overrides first, then the
+    dict's own keys.
+    """
+    if isinstance(budget, dict) and "base" in budget:
+        changes = {k: v for k, v in budget.items() if k not in ("base", "name", "overrides_applied")}
+        label = f"{budget['base']}+" + ",".join(f"{k}={v}" for k, v in changes.items())
+        checked = _check_keys(changes, label, None, fill=False)
+        resolved = resolve_budget(str(budget["base"]), family)
+        resolved.update(copy.deepcopy(checked))
+        resolved["name"] = str(budget.get("name", label))
+        return resolved
     if isinstance(budget, str):
         resolved = load_budget(budget)
     else:
