@@ -30,7 +30,7 @@ _ALIASES = {
     "urban100": ("Urban100", "urban100"),
     "manga109": ("Manga109", "manga109"),
 }
-_SUBFOLDERS = ("", "benchmarks", "benchmark", "test", "testsets")
+_SUBFOLDERS = ("", "benchmarks", "benchmark", "test", "testsets", "degraded")
 
 
 @dataclass(frozen=True)

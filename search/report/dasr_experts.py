@@ -298,8 +298,10 @@ def main(argv=None) -> int:
         f"drawn on the fly (weak/standard/severe 0.3/0.3/0.4). Test: {args.test_set} at x{args.scale}, "
         f"standard protocol (PSNR on Y, shave {args.scale}); levels written with seed {args.seed} "
         f"(manifests beside this file). This is a short CPU budget: absolute PSNRs are far below "
-        f"a 500k-iteration GAN-trained DASR and differences between N of a few hundredths "
-        f"of a dB are within run-to-run noise.",
+        f"a 500k-iteration GAN-trained DASR, and seed-to-seed variation was not measured "
+        f"(one seed per N). While the predictor outputs the same vector for every image the "
+        f"mixing weights are uniform, so differences between N are not degradation adaptivity "
+        f"(see docs/dasr.md and benchmarks/dasr_init_control.py).",
         "",
         "## PSNR (dB) per degradation level",
         "",
