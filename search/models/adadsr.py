@@ -16,6 +16,8 @@ four, one output channel; the desired depth ``d`` multiplies its output after th
 Training (``training_step``): ``d ~ U[0, D]`` per sample, loss = L1 (added by the trainer)
 + ``lambda * max(0, mean(d_hat) - d)`` (mean over each sample's map, then over the batch),
 with L1 on [0, 1] images (the official code's L1 is on [0, 255]: see docs/adadsr.md).
+``constraint="hard"`` (the official code's other option) instead rescales each map to mean
+``d`` and adds no loss term.
 
 Inference: ``model.target_depth`` (default ``D``) is the desired depth. In ``"sparse"`` mode
 (the default in eval) block ``l`` only computes on the tiles of the LR grid where

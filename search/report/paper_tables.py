@@ -86,10 +86,12 @@ def fmt(value, metric: str = "") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "missing"
     if isinstance(value, float):
-        if metric.startswith("ssim"):
+        if "ssim" in metric:
             return f"{value:.4f}"
-        if metric.startswith("psnr") or metric.startswith("delta"):
+        if "psnr" in metric or "delta" in metric or "difference" in metric:
             return f"{value:.3f}"
+        if metric.startswith("share"):
+            return f"{value:.0%}"
         if abs(value) >= 1e4:
             return f"{value:,.0f}"
         return f"{value:.4g}"
@@ -115,8 +117,9 @@ def write_table(rows: list[dict], columns: list[str], out: Path, name: str, titl
     for r in rows:
         cells = []
         for c in shown:
-            metric = str(r.get("metric", "")) if c in ("reported", "reproduced", "difference") else c
-            if c == "difference" or c.startswith("delta"):
+            # the long tables name each row's metric; the eSR tables are PSNR throughout
+            metric = str(r.get("metric") or "psnr") if c in ("reported", "reproduced", "difference") else c
+            if c == "difference" or c == "delta_mean":
                 cells.append(fmt_diff(r.get(c), metric if c == "difference" else "psnr"))
             else:
                 cells.append(fmt(r.get(c), metric))
