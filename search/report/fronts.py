@@ -183,8 +183,11 @@ def plot_front(trials: pd.DataFrame, front: pd.DataFrame, objectives, manifest: 
             if len(pts):
                 mask = pareto_mask(pts.to_numpy(float), ["min", "max"])
                 line = pts[mask].sort_values(x)
-                ax.step(line[x], line[y], where="post", color="0.3", lw=1, zorder=2,
-                        label="front (this panel)")
+                # the attainment staircase, carried on to the panel's largest cost so that a
+                # single-point front is drawn too
+                xs = list(line[x]) + [pts[x].max()]
+                ys = list(line[y]) + [line[y].iloc[-1]]
+                ax.step(xs, ys, where="post", color="0.3", lw=1, zorder=2, label="front (this panel)")
             if bicubic and scale in bicubic and "Bicubic" not in set(at_scale["family"]):
                 ax.axhline(bicubic[scale], color="black", ls="--", lw=1, label="bicubic (PSNR)")
             spread = pts[x][pts[x] > 0]
