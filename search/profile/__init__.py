@@ -7,6 +7,7 @@ See docs/profiling.md.
 from search.profile.api import (  # noqa: F401
     PredictedLatencyWarning,
     cluster_offers,
+    latency_plan,
     measurable_here,
     profile_model,
     profile_on_device,

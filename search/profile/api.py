@@ -163,7 +163,14 @@ def profile_on_device(model_or_config: Any, device: str | DeviceProfile = "cpu",
     if resource and cluster_offers(resource) and not (resource == "GPU" and measurable_here(profile)):
         import ray
 
-        options: dict[str, Any] = {"num_cpus": 0, "max_retries": 0}
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        # Inside a Tune trial child tasks are captured by the trial's placement group (CPU
+        # only); the profiling task must escape it to reach the device's node.
+        options: dict[str, Any] = {
+            "num_cpus": 0, "max_retries": 0,
+            "scheduling_strategy": PlacementGroupSchedulingStrategy(placement_group=None),
+        }
         if resource == "GPU":
             options["num_gpus"] = 1
         else:
@@ -177,3 +184,24 @@ def profile_on_device(model_or_config: Any, device: str | DeviceProfile = "cpu",
             raise UserError(f"profiling on {profile.name!r} (Ray resource {resource!r}) did not "
                             f"finish within {timeout_s} s") from None
     return profile_model(_build(model_or_config), profile, output_size=output_size)
+
+
+def latency_plan(device: str | DeviceProfile) -> tuple[str, str]:
+    """How a study's latencies on ``device`` will be obtained: ("measured" | "predicted", text).
+
+    Call after Ray is initialised, so that a cluster node offering the device counts.
+    """
+    profile = get_device(device)
+    if measurable_here(profile):
+        return "measured", f"latency measured on this machine ({profile.name}, {profile.torch_device})"
+    if cluster_offers(profile.ray_resource):
+        return "measured", (f"latency measured on the Ray node offering resource "
+                            f"{profile.ray_resource!r} ({profile.name})")
+    from search.profile.predictor import load_predictor
+
+    cv = load_predictor(profile).cv
+    share = cv.get("within_10pct")
+    label = f"{share:.0%} of held-out models within +-10%" if share is not None else "unknown CV error"
+    return "predicted", (f"latency on {profile.name!r} is PREDICTED, not measured (no Ray node offers "
+                         f"resource {profile.ray_resource!r}); predictor {cv.get('folds', 5)}-fold CV: "
+                         f"{label}; results say latency_source=predicted:{profile.name}")

@@ -102,6 +102,8 @@ def fmt_diff(value, metric: str) -> str:
     if value is None:
         return "missing"
     text = fmt(value, metric)
+    if not text.strip("-0.,%"):  # a difference that rounds to zero carries no sign
+        return "+" + text.lstrip("-")
     return text if text.startswith("-") else "+" + text
 
 

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 from search.space.values import csv_value
 
 LEADING_COLUMNS = ["trial", "config_id", "model_id", "family", "scale", "status", "error"]
-TRAILING_COLUMNS = ["params", "flops", "latency_ms", "latency_source", "latency_cv_within_10pct", "train_time_s", "steps",
+TRAILING_COLUMNS = ["params", "flops", "latency_ms", "latency_source", "latency_cv_within_10pct", "latency_ray_node_id", "train_time_s", "steps",
                     "final_loss", "trial_time_s", "weights_path", "tune_trial_id"]
 
 

@@ -289,6 +289,14 @@ def _ray_init(address: str | None, num_cpus: int | None, verbose: int) -> bool:
     return True
 
 
+def _announce_latency_source(device: str) -> None:
+    """Say once, on stderr, whether this study's latencies are measured or predicted."""
+    from search.profile import latency_plan
+
+    kind, text = latency_plan(device)
+    print(("warning: " if kind == "predicted" else "") + text, file=sys.stderr, flush=True)
+
+
 def run_study(options: StudyOptions, *, resume: bool = False, pipeline: TrialPipeline | None = None,
               log=print) -> StudySummary:
     import optuna
@@ -441,6 +449,7 @@ def _fit(define, options, settings, memory_storage, study_name, metric_names, mo
     _quiet_tune(options.verbose)
     started_ray = _ray_init(options.address, options.num_cpus, options.verbose)
     try:
+        _announce_latency_source(options.device)
         # Latency is measured on this machine's CPU: concurrent trials would disturb it, so
         # CPU-profiled studies run one trial at a time unless told otherwise.
         if options.concurrency:

@@ -53,9 +53,11 @@ def _evaluate(model, test_sets, *, protocol, device, data_root):
 
 
 def _profile(model, *, device):
-    from search.profile import profile_model
+    # Routed through Ray when a cluster node offers the device's resource (measured there),
+    # else measured here (cpu/cuda) or predicted (labelled predicted:<device>).
+    from search.profile import profile_on_device
 
-    return profile_model(model, device=device)
+    return profile_on_device(model, device)
 
 
 @dataclass
@@ -130,7 +132,8 @@ def run_trial(config: dict[str, Any], settings: TrialSettings, trial_number: int
     profile = pipeline.profile(model, device=settings.device)
     row.update(params=profile.get("params"), flops=profile.get("flops"),
                latency_ms=profile.get("latency_ms"), latency_source=profile.get("latency_source"),
-               latency_cv_within_10pct=profile.get("latency_cv_within_10pct"))
+               latency_cv_within_10pct=profile.get("latency_cv_within_10pct"),
+               latency_ray_node_id=profile.get("latency_ray_node_id"))
     for objective in settings.objectives:
         value = row.get(objective)
         if value is None or not math.isfinite(float(value)):
