@@ -223,9 +223,11 @@ def main(argv=None) -> int:
         return 2
     test_sets = [find_test_set(name) for name in SETS]
 
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     results = fast_grid(model_ids, test_sets, args.workers, progress=not args.no_progress)
     fast_wall = time.perf_counter() - started
+    load_after = os.getloadavg()[0]
 
     # Naive loop on a sample: one process, one thread, autograd on, nothing cached.
     torch.set_num_threads(1)
@@ -243,7 +245,8 @@ def main(argv=None) -> int:
     summary = summarize(rows)
     naive_total = naive_per_model * len(model_ids)
     timing = (
-        f"Measured on this machine (CPU, {os.cpu_count()} cores visible), {len(model_ids)} models x "
+        f"Measured on this machine (CPU, {os.cpu_count()} cores visible, 1-min load average "
+        f"{load_before:.1f} before / {load_after:.1f} after the grid), {len(model_ids)} models x "
         f"{sum(len(t.images) for t in test_sets)} images:\n"
         f"- fast path, whole grid, {args.workers} worker process(es): {fast_wall:.1f} s wall "
         f"({fast_wall / len(model_ids) * 1000:.0f} ms/model)\n"

@@ -188,7 +188,7 @@ def write_schedules(rows: list[dict], out: Path, space_path: Path) -> None:
     _write_csv(rows, out / "schedules.csv")
     sets = [k[5:] for k in rows[0] if k.startswith("psnr_")] if rows else []
     header = ["tau schedule", "final tau"] + [f"PSNR {s}" for s in sets] + [
-        "sparsity", "sparse FLOPs (G)", "dense FLOPs (G)", "ratio", "train s"]
+        "sparsity", "sparse FLOPs (G)", "dense FLOPs (G)", "ratio", "train s (wall)"]
     lines = [
         "# SMSR: tau schedules",
         "",
@@ -196,7 +196,8 @@ def write_schedules(rows: list[dict], out: Path, space_path: Path) -> None:
         " every number measured by `python -m search.report.smsr_schedules` (CPU).",
         "FLOPs: MACs at a 1280x720 output, the sparse count at the mean spatial density measured",
         "on the test sets. A short CPU budget with a small SMSR: compare schedules with each",
-        "other, not with the paper.",
+        "other, not with the paper. Training time is wall-clock on a shared CPU, so it",
+        "varies with the other load on the machine.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
