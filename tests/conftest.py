@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 from pathlib import Path
 
@@ -48,3 +50,28 @@ def tiny_image_dir(tmp_path) -> Path:
         Image.fromarray(arr).save(folder / f"img{i}.png")
     Image.fromarray(rng.integers(0, 256, size=(24, 24), dtype=np.uint8)).save(folder / "gray.png")
     return folder
+
+
+@contextlib.contextmanager
+def jetson_cluster(connect: bool):
+    """A local two-node Ray cluster: a head and a worker offering the resource {"jetson": 1}.
+
+    ``connect``: also ``ray.init`` this process to it. Yields (cluster, worker_node).
+    """
+    import ray
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        pytest.skip("another Ray session is active in this process")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    worker = cluster.add_node(num_cpus=1, resources={"jetson": 1})
+    try:
+        if connect:
+            ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
+        cluster.wait_for_nodes()
+        yield cluster, worker
+    finally:
+        if connect:
+            ray.shutdown()
+        cluster.shutdown()

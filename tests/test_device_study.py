@@ -7,14 +7,13 @@ resource {"jetson": 1}; a study attached to it must run its profiling step on th
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
 import sys
 
 import pytest
 
 ray = pytest.importorskip("ray")
-from ray.cluster_utils import Cluster  # noqa: E402
+from conftest import jetson_cluster  # noqa: E402
 
 from search.paths import REPO_ROOT  # noqa: E402
 
@@ -33,21 +32,13 @@ def rows(out):
 
 
 @pytest.fixture(scope="module")
-def jetson_cluster():
-    if ray.is_initialized():
-        pytest.skip("another Ray session is active in this process")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    worker = cluster.add_node(num_cpus=1, resources={"jetson": 1})
-    cluster.wait_for_nodes()
-    try:
-        yield cluster, worker
-    finally:
-        cluster.shutdown()
+def two_nodes():
+    with jetson_cluster(connect=False) as nodes:
+        yield nodes
 
 
-def test_jetson_study_on_a_cluster_measures_on_the_jetson_node(jetson_cluster, tmp_path):
-    cluster, worker = jetson_cluster
+def test_jetson_study_on_a_cluster_measures_on_the_jetson_node(two_nodes, tmp_path):
+    cluster, worker = two_nodes
     out = tmp_path / "measured"
     result = run_cli("--trials", "2", "--sampler", "random", "--address", cluster.address,
                      "--out", str(out))

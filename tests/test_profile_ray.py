@@ -7,7 +7,7 @@ import os
 import pytest
 
 ray = pytest.importorskip("ray")
-from ray.cluster_utils import Cluster  # noqa: E402
+from conftest import jetson_cluster  # noqa: E402
 
 from search.profile import cluster_offers, profile_on_device  # noqa: E402
 
@@ -16,18 +16,8 @@ SIZE = (32, 48)
 
 @pytest.fixture(scope="module")
 def two_node_cluster():
-    if ray.is_initialized():
-        pytest.skip("another Ray session is active in this process")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    worker = cluster.add_node(num_cpus=1, resources={"jetson": 1})
-    try:
-        ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
-        cluster.wait_for_nodes()
-        yield cluster, worker
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
+    with jetson_cluster(connect=True) as nodes:
+        yield nodes
 
 
 def test_profiling_runs_on_the_jetson_node(two_node_cluster):

@@ -34,13 +34,16 @@ class Objective:
         return f"{self.metric}:{self.mode}"
 
 
-def parse_objectives(spec: str | list[str], test_sets: list[str]) -> list[Objective]:
+def parse_objectives(spec: str | list[str], test_sets: list[str] = (), *,
+                     allowed: list[str] | None = None) -> list[Objective]:
     """``"psnr_Set14:max,latency_ms:min"`` (or a list of such items) -> objectives.
 
+    ``allowed``: the metric names to accept (default: a trial's metrics for ``test_sets``).
     Raises ValueError with a one-line explanation for an unknown metric or direction.
     """
     items = spec.split(",") if isinstance(spec, str) else list(spec)
-    allowed = list(SCALAR_METRICS) + [f"{m}_{s}" for s in test_sets for m in PER_SET_METRICS]
+    if allowed is None:
+        allowed = list(SCALAR_METRICS) + [f"{m}_{s}" for s in test_sets for m in PER_SET_METRICS]
     objectives: list[Objective] = []
     for item in items:
         if not isinstance(item, str) or not item.strip():

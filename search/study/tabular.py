@@ -18,7 +18,6 @@ import json
 import logging
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -27,6 +26,7 @@ import optuna
 import pandas as pd
 
 from search.errors import UserError
+from search.space import Objective, parse_objectives
 from search.paths import PUBLISHED_DIR
 from search.report.pareto import REFERENCE_POINT, hypervolume, normalise, pareto_mask
 
@@ -39,29 +39,13 @@ NSGA2_POPULATION = 16
 MAX_PROPOSALS_PER_TRIAL = 50
 
 
-@dataclass(frozen=True)
-class TabularObjective:
-    column: str
-    direction: str  # "max" | "min"
-
-    def __str__(self) -> str:
-        return f"{self.column}:{self.direction}"
-
-
-def parse_tabular_objectives(spec: str | Sequence[str], table: pd.DataFrame) -> list[TabularObjective]:
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    objectives = []
-    for item in items:
-        column, sep, direction = str(item).strip().partition(":")
-        if not sep or direction not in ("max", "min"):
-            raise UserError(f"objective {item!r} needs a direction: {column}:max or {column}:min")
-        if column not in table.columns:
-            numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
-            raise UserError(f"objective {column!r} is not a column of the table; one of {', '.join(numeric)}")
-        objectives.append(TabularObjective(column, direction))
-    if not objectives:
-        raise UserError("no objectives given")
-    return objectives
+def parse_tabular_objectives(spec: str | Sequence[str], table: pd.DataFrame) -> list[Objective]:
+    """Objectives over the table's numeric columns (``speed_AGX:max``, ``psnr_Set14:max``)."""
+    numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
+    try:
+        return parse_objectives(spec, allowed=numeric)
+    except ValueError as exc:
+        raise UserError(str(exc).replace("unknown objective metric", "objective not in the table:")) from None
 
 
 def load_table(name_or_path: str | Path) -> pd.DataFrame:
@@ -94,10 +78,10 @@ def make_sampler(name: str, seed: int, space=None) -> optuna.samplers.BaseSample
     raise UserError(f"unknown sampler {name!r}; one of {', '.join(SAMPLER_NAMES)}")
 
 
-def grid_front(table: pd.DataFrame, ids: list[str], objectives: list[TabularObjective]):
+def grid_front(table: pd.DataFrame, ids: list[str], objectives: list[Objective]):
     """Bounds for normalisation and the full grid's hypervolume."""
-    values = table.loc[ids, [o.column for o in objectives]].to_numpy(dtype=np.float64)
-    directions = [o.direction for o in objectives]
+    values = table.loc[ids, [o.metric for o in objectives]].to_numpy(dtype=np.float64)
+    directions = [o.mode for o in objectives]
     points, bounds = normalise(values, directions)
     mask = pareto_mask(values, directions)
     return bounds, hypervolume(points, REFERENCE_POINT), [ids[i] for i in np.flatnonzero(mask)]
@@ -116,7 +100,7 @@ def run_tabular(space, objectives: str | Sequence[str], sampler: str = "nsga2", 
         raise UserError(f"{len(missing)} configurations of the space are not in the "
                         f"benchmark table (e.g. {missing[0]})", path=space.path)
     bounds, grid_hv, grid_front_ids = grid_front(table, ids, objs)
-    directions = [o.direction for o in objs]
+    directions = [o.mode for o in objs]
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(directions=[("maximize" if d == "max" else "minimize") for d in directions],
                                 sampler=make_sampler(sampler, seed, space))
@@ -143,11 +127,11 @@ def run_tabular(space, objectives: str | Sequence[str], sampler: str = "nsga2", 
             raise optuna.TrialPruned()
         seen.add(config["config_id"])
         row = table.loc[config["config_id"]]
-        values = tuple(float(row[o.column]) for o in objs)
+        values = tuple(float(row[o.metric]) for o in objs)
         rows.append({"trial": trial.number, "model_id": config["config_id"],
                      "family": config["family"], "scale": config["scale"],
                      **{k: config.get(k) for k in space.hparam_names},
-                     **{o.column: v for o, v in zip(objs, values)}})
+                     **{o.metric: v for o, v in zip(objs, values)}})
         return values
 
     start = time.perf_counter()
@@ -159,7 +143,7 @@ def run_tabular(space, objectives: str | Sequence[str], sampler: str = "nsga2", 
         study.optimize(objective, n_trials=trials, show_progress_bar=False)
     wall = time.perf_counter() - start
 
-    values = np.array([[r[o.column] for o in objs] for r in rows], dtype=np.float64)
+    values = np.array([[r[o.metric] for o in objs] for r in rows], dtype=np.float64)
     points, _ = normalise(values, directions, bounds)
     curve = {}
     for n in sorted(set(progress_every or []) | {len(rows)}):
