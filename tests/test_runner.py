@@ -131,7 +131,7 @@ def test_failed_trials_are_recorded_and_the_study_goes_on(ray_address, tmp_path)
     for config_id in TINY_IDS - {DIVERGING}:
         row = by_id[config_id]
         assert row["status"] == "complete", row
-        assert 20 < float(row["psnr_Set5"]) < 45 and 0 < float(row["ssim_Set5"]) <= 1
+        assert 10 < float(row["psnr_Set5"]) < 45 and 0 < float(row["ssim_Set5"]) <= 1
         assert int(row["params"]) > 0 and row["latency_source"]
         if _real_profile_available():
             assert int(row["flops"]) > 0 and float(row["latency_ms"]) > 0
