@@ -213,8 +213,13 @@ def _cmd_devices(args) -> int:
     return 0
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 @cli_main
 def main(argv: list[str] | None = None) -> int:
+    warnings.formatwarning = _one_line_warning  # a CLI shows the message, not our source line
     args = _build_parser().parse_args(argv)
     warnings.filterwarnings("once")
     handler = {"profile": _cmd_profile, "predictor": _cmd_predictor, "onnx": _cmd_onnx,
