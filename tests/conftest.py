@@ -38,6 +38,15 @@ def set14_dir() -> Path:
 
 
 @pytest.fixture()
+def one_thread():
+    """Small tensors: a second intra-op thread only adds contention on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture()
 def tiny_image_dir(tmp_path) -> Path:
     """A folder of three small random RGB PNGs (and one gray) for quick tests."""
     from PIL import Image

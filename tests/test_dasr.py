@@ -13,13 +13,7 @@ from search.models.dasr import DASR, MixedConv2d
 SMALL = dict(F=8, B=1)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: a second intra-op thread only adds contention on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _small(scale=4, N=3, **kwargs):

@@ -18,13 +18,7 @@ from search.data.degraded_sets import make_degraded_sets
 from search.errors import UserError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: a second intra-op thread only adds contention on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _sinusoid(frequency: float, size: int = 128, along: str = "x") -> torch.Tensor:
