@@ -21,6 +21,7 @@ from search.data.images import read_image
 from search.errors import UserError
 from search.evaluate.metrics import psnr, ssim, ssim_reference
 from search.evaluate.protocols import Protocol, Sample, get_protocol
+from search.torch_device import resolve_torch_device
 
 # Prepared samples kept in memory (LRU), bounded in bytes: SR_EVAL_CACHE_MB (default 2048).
 _CACHE_BYTES = int(float(os.environ.get("SR_EVAL_CACHE_MB", "2048")) * 2**20)
@@ -157,12 +158,7 @@ def evaluate_model(model: nn.Module, test_sets, *, protocol: str | Protocol | No
     scale = int(scale if scale is not None else getattr(model, "scale", 0) or 0)
     if scale < 1:
         raise UserError(f"model {getattr(model, 'model_id', type(model).__name__)} has no scale")
-    try:
-        device = torch.device(device)
-    except RuntimeError as exc:
-        raise UserError(f"bad device {device!r}: {exc}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {device} requested but CUDA is not available")
+    device = resolve_torch_device(device)
     dtype = torch.float16 if proto.precision == "fp16" else _model_dtype(model)
     was_training = model.training
     model.eval()

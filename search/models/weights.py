@@ -9,7 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from search.errors import WeightsError
+from search.errors import UserError, WeightsError
+from search.models.registry import parse_model_id
 
 _WRAPPER_KEYS = ("state_dict", "model", "params", "params_ema", "net", "generator")
 
@@ -42,9 +43,6 @@ def _check_file_names_this_model(model: nn.Module, path: Path) -> None:
     model_id = getattr(model, "model_id", "")
     if not model_id:
         return
-    from search.errors import UserError
-    from search.models.registry import parse_model_id
-
     try:
         file_id = parse_model_id(path.stem).model_id
     except UserError:

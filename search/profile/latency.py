@@ -21,21 +21,9 @@ from torch import nn
 
 from search.errors import UserError
 from search.profile.trace import input_channels
+from search.torch_device import resolve_torch_device  # noqa: F401  (re-exported)
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def resolve_torch_device(name: str) -> torch.device:
-    """``torch.device(name)``, or a UserError when that device is not usable here."""
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise UserError(f"invalid torch device {name!r}: {exc}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"torch device {name!r} requested but CUDA is not available on {socket.gethostname()}")
-    if device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise UserError(f"torch device {name!r} requested but MPS is not available")
-    return device
 
 
 def _synchronize(device: torch.device) -> None:

@@ -45,6 +45,10 @@ class Inputs:
         self.adadsr_results = self.root / "studies" / "papers" / "adadsr" / "results.csv"
         self.dasr_results = self.root / "studies" / "papers" / "dasr" / "experts.csv"
 
+    def shown(self, path: Path) -> Path:
+        """``path`` as a table cites it: relative to the root when inside it."""
+        return path.relative_to(self.root) if path.is_relative_to(self.root) else path
+
 
 # ----------------------------------------------------------------------------- helpers
 def read_csv(path: Path, required: bool = True) -> list[dict[str, str]]:
@@ -151,7 +155,7 @@ def esr_tables(inputs: Inputs, out: Path) -> dict:
     published = read_csv(inputs.published / "esr_tests.csv")
     released = {r["model"]: r for r in read_csv(inputs.esr_released, required=False)}
     source_rep = "published/esr_tests.csv (eSR authors' results, REPORTED.md)"
-    source_ours = f"{inputs.esr_released.relative_to(inputs.root) if inputs.esr_released.is_relative_to(inputs.root) else inputs.esr_released} (benchmarks/esr_released_eval.py, esr protocol)"
+    source_ours = f"{inputs.shown(inputs.esr_released)} (benchmarks/esr_released_eval.py, esr protocol)"
     groups = defaultdict(list)
     for r in published:
         groups[(r["family"], int(r["s"]))].append(r)
@@ -227,7 +231,7 @@ def standard_table(paper: str, published_name: str, released_path: Path, model_i
     """Rows per scale: PSNR/SSIM per test set, parameters and (dense) MACs at 1280x720."""
     published = read_csv(inputs.published / published_name)
     released = _released_by_scale(released_path)
-    rel_path = released_path.relative_to(inputs.root) if released_path.is_relative_to(inputs.root) else released_path
+    rel_path = inputs.shown(released_path)
     rows = []
     for pub in published:
         scale = int(pub["scale"])
@@ -286,7 +290,7 @@ def adadsr_table(inputs: Inputs, out: Path) -> dict:
         # The suite has no AdaEDSR/AdaRCAN-size model trained to the paper's budget: missing.
         rows.append(row(item, int(p["scale"]), "Set5", "psnr", p["set5_psnr"], None, source, ""))
         rows.append(row(item, int(p["scale"]), "", "GMACs", p["gflops"], None, source, ""))
-    rel = inputs.adadsr_results.relative_to(inputs.root) if inputs.adadsr_results.is_relative_to(inputs.root) else inputs.adadsr_results
+    rel = inputs.shown(inputs.adadsr_results)
     for r in results:
         item = f"{r['model_id']} d={number(r['target_depth']):g}"
         ours = f"{rel} (benchmarks/adadsr_depth_study.py, CPU budget; not the paper's model size)"
@@ -317,7 +321,7 @@ def dasr_table(inputs: Inputs, out: Path) -> dict:
         part = "predictor" if "predictor" in d["item"] else "generator"
         rows.append(row(model_id, 4, "", d["item"], d["value"], counted_cache[model_id].get(part),
                         f"published/dasr_derived.csv: {d['source']}", "counted here (registry model)"))
-    rel = inputs.dasr_results.relative_to(inputs.root) if inputs.dasr_results.is_relative_to(inputs.root) else inputs.dasr_results
+    rel = inputs.shown(inputs.dasr_results)
     for r in results:
         ours = f"{rel} (python -m search.report.dasr_experts, CPU budget)"
         for level, label in (("bicubic", "bicubic"), ("I", "Level I"), ("II", "Level II"), ("III", "Level III")):

@@ -58,7 +58,7 @@ def load_table(name_or_path: str | Path) -> pd.DataFrame:
     return table.set_index("model", drop=False)
 
 
-def make_sampler(name: str, seed: int, space=None) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "tpe":
@@ -103,10 +103,11 @@ def run_tabular(space, objectives: str | Sequence[str], sampler: str = "nsga2", 
     directions = [o.mode for o in objs]
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(directions=[("maximize" if d == "max" else "minimize") for d in directions],
-                                sampler=make_sampler(sampler, seed, space))
+                                sampler=make_sampler(sampler, seed))
+    if sampler == "grid" or unique:
+        trials = min(trials, len(ids))  # no configuration is evaluated twice
     if sampler == "grid":
         order = np.random.default_rng(seed).permutation(len(ids))
-        trials = min(trials, len(ids))
         for index in order[:trials]:
             study.enqueue_trial(_params_of(space, space.config_by_id(ids[index])))
 
@@ -136,7 +137,6 @@ def run_tabular(space, objectives: str | Sequence[str], sampler: str = "nsga2", 
 
     start = time.perf_counter()
     if unique:
-        trials = min(trials, len(ids))
         study.optimize(objective, n_trials=MAX_PROPOSALS_PER_TRIAL * trials,
                        callbacks=[stop_when_done], show_progress_bar=False)
     else:
@@ -145,10 +145,8 @@ def run_tabular(space, objectives: str | Sequence[str], sampler: str = "nsga2", 
 
     values = np.array([[r[o.metric] for o in objs] for r in rows], dtype=np.float64)
     points, _ = normalise(values, directions, bounds)
-    curve = {}
-    for n in sorted(set(progress_every or []) | {len(rows)}):
-        if 0 < n <= len(rows):
-            curve[n] = hypervolume(points[:n], REFERENCE_POINT) / grid_hv
+    volumes = {n: hypervolume(points[:n], REFERENCE_POINT)
+               for n in sorted(set(progress_every or []) | {len(rows)}) if 0 < n <= len(rows)}
     front = pareto_mask(values, directions)
     for row, on_front in zip(rows, front):
         row["on_front"] = bool(on_front)
@@ -162,15 +160,15 @@ def run_tabular(space, objectives: str | Sequence[str], sampler: str = "nsga2", 
         "proposals": len(study.trials),
         "grid_size": len(ids),
         "objectives": [str(o) for o in objs],
-        "hypervolume": hypervolume(points, REFERENCE_POINT),
+        "hypervolume": volumes.get(len(rows), 0.0),
         "grid_hypervolume": grid_hv,
-        "hypervolume_ratio": curve[len(rows)],
+        "hypervolume_ratio": volumes.get(len(rows), 0.0) / grid_hv,
         "reference_point": REFERENCE_POINT,
         "normalisation": {"lower": bounds[0].tolist(), "upper": bounds[1].tolist(),
                           "note": "min-max over the full grid, max objectives flipped; 0 = best"},
         "front": sorted({r["model_id"] for r in rows if r["on_front"]}),
         "grid_front": grid_front_ids,
-        "ratio_by_trials": {str(k): v for k, v in curve.items()},
+        "ratio_by_trials": {str(n): v / grid_hv for n, v in volumes.items()},
         "wall_time_s": wall,
     }
     if out_dir is not None:
