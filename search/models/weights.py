@@ -23,7 +23,9 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         obj: Any = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file, pickle with non-tensor objects, ...
-        raise WeightsError(f"cannot read weights ({type(exc).__name__}: {exc})", path=path) from None
+        # torch's message goes on to suggest weights_only=False: keep only its first sentence
+        detail = (str(exc).strip().splitlines() or [""])[0].split(". ")[0]
+        raise WeightsError(f"cannot read weights ({type(exc).__name__}: {detail})", path=path) from None
     for key in _WRAPPER_KEYS:
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
             obj = obj[key]
