@@ -39,21 +39,37 @@ from search.paths import REPO_ROOT  # noqa: E402
 REPORT_DIR = REPO_ROOT / "reports" / "adadsr"
 RUNS_DIR = REPO_ROOT / "runs" / "adadsr"
 
-# Training settings of the committed checkpoint (CPU, a few minutes uncontended).
-PLAIN_BUDGET = {"steps": 400, "batch_size": 8, "patch_size": 48, "lr": 1e-3,
+# Training settings of the committed checkpoint (CPU, 2 threads: about 17 + 6 + 20 minutes).
+PLAIN_BUDGET = {"steps": 6000, "batch_size": 16, "patch_size": 64, "lr": 1e-3,
                 "lr_schedule": "cosine", "min_lr": 1e-5}
-ADA_BUDGET = {"steps": 400, "batch_size": 8, "patch_size": 48, "lr": 5e-4,
-              "lr_schedule": "cosine", "min_lr": 1e-5}
+# Joint fine-tune of backbone and adapter (d ~ U[0, D]): the blocks learn to work truncated.
+ADA_BUDGET = {"steps": 2000, "batch_size": 16, "patch_size": 64, "lr": 2e-4,
+              "lr_schedule": "cosine", "min_lr": 1e-6, "loss_border": 4}
+# Adapter alone (backbone frozen) at a higher learning rate. The L1 gradient on one pixel's
+# depth is mostly noise (its spread is ~10x the edge-vs-flat difference of its mean,
+# docs/adadsr.md), so at the backbone's learning rate the map stays uniform; this stage lets
+# the small consistent part accumulate.
+ADAPTER_BUDGET = {"steps": 10000, "batch_size": 16, "patch_size": 64, "lr": 1e-3,
+                  "lr_schedule": "cosine", "min_lr": 1e-6, "loss_border": 4}
+TRAIN_SETS = ("T91", "BSD200")
 
 
 def train(args) -> dict:
     from search.train import train_model
 
+    train_sets = tuple(args.train_sets)
     plain = create_model(family="AdaDSR-plain", scale=args.scale, D=args.D, F=args.F)
     plain_budget = dict(PLAIN_BUDGET, steps=args.plain_steps)
     ada_budget = dict(ADA_BUDGET, steps=args.ada_steps, lr=args.ada_lr,
                       patch_size=args.ada_patch, batch_size=args.ada_batch)
+    adapter_budget = dict(ADAPTER_BUDGET, steps=args.adapter_steps, lr=args.adapter_lr,
+                          patch_size=args.ada_patch, batch_size=args.ada_batch)
+    for budget in (ada_budget, adapter_budget):
+        # the loss border must leave part of the LR patch
+        budget["loss_border"] = min(budget["loss_border"], max(0, (budget["patch_size"] // args.scale - 1) // 2))
     plain_checkpoint = RUNS_DIR / f"{plain.model_id}.pt"
+    common = {"train_sets": train_sets, "seed": args.seed, "progress": args.progress,
+              "data_root": args.data_root}
     if args.reuse_plain and plain_checkpoint.is_file():
         load_weights(plain, plain_checkpoint)
         log_path = RUNS_DIR / plain.model_id / "train_log.json"
@@ -61,16 +77,24 @@ def train(args) -> dict:
         plain_result["weights_path"] = str(plain_checkpoint)
         plain_result["reused"] = True
     else:
-        plain_result = train_model(plain, plain_budget, seed=args.seed, progress=args.progress,
-                                   out_dir=RUNS_DIR / plain.model_id)
+        plain_result = train_model(plain, plain_budget, out_dir=RUNS_DIR / plain.model_id, **common)
     model = create_model(family="AdaDSR", scale=args.scale, D=args.D, F=args.F, lam=args.lam,
                          constraint=args.constraint)
     if not args.scratch:
         model.load_backbone(plain_result["weights_path"])
     # reinit=False keeps the backbone just loaded (train_model would redraw all weights).
-    ada_result = train_model(model, ada_budget, seed=args.seed, progress=args.progress,
-                             out_dir=RUNS_DIR / f"{model.model_id}_{REPORT_DIR.name}",
-                             reinit=args.scratch)
+    ada_result = train_model(model, ada_budget, reinit=args.scratch,
+                             out_dir=RUNS_DIR / f"{model.model_id}_{REPORT_DIR.name}", **common)
+    adapter_result = None
+    if args.adapter_steps > 0:
+        frozen = [p for name, p in model.named_parameters() if not name.startswith("adapter.")]
+        for parameter in frozen:
+            parameter.requires_grad_(False)
+        adapter_result = train_model(model, adapter_budget, reinit=False,
+                                     out_dir=RUNS_DIR / f"{model.model_id}_{REPORT_DIR.name}_adapter",
+                                     **common)
+        for parameter in frozen:
+            parameter.requires_grad_(True)
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
     checkpoint = REPORT_DIR / f"{model.model_id}.pt"
     torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, checkpoint)
@@ -81,6 +105,10 @@ def train(args) -> dict:
                           "lambda": args.lam,
                           "constraint": args.constraint,
                           "init": "scratch" if args.scratch else "plain backbone"},
+               "adapter_only": (None if adapter_result is None else
+                                {**adapter_result, "budget_settings": adapter_budget,
+                                 "frozen": "everything but the adapter"}),
+               "train_sets": list(train_sets),
                "seed": args.seed, "threads": torch.get_num_threads(),
                "cpu": platform.processor() or platform.machine()}
     (REPORT_DIR / "training.json").write_text(json.dumps(summary, indent=1, default=str))
@@ -344,10 +372,20 @@ def main(argv=None) -> int:
     parser.add_argument("--scratch", action="store_true",
                         help="train AdaDSR from random weights instead of the plain backbone")
     parser.add_argument("--ada-lr", type=float, default=ADA_BUDGET["lr"])
+    parser.add_argument("--adapter-steps", type=int, default=ADAPTER_BUDGET["steps"],
+                        help="steps of the adapter-only stage (backbone frozen); 0 skips it")
+    parser.add_argument("--adapter-lr", type=float, default=ADAPTER_BUDGET["lr"])
+    parser.add_argument("--train-sets", nargs="+", default=list(TRAIN_SETS),
+                        help="training sets (names under the data root, or folders)")
+    parser.add_argument("--data-root", default=None,
+                        help="where named training sets other than the shipped T91 are found "
+                             "(default: SR_DATA_ROOT)")
     parser.add_argument("--ada-patch", type=int, default=ADA_BUDGET["patch_size"], help="HR patch side")
     parser.add_argument("--ada-batch", type=int, default=ADA_BUDGET["batch_size"])
     parser.add_argument("--out", default=str(REPORT_DIR), help="report folder")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="threads for the timed forwards")
+    parser.add_argument("--train-threads", type=int, default=torch.get_num_threads(),
+                        help="threads for training (default: PyTorch's default for this machine)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per latency (median)")
     parser.add_argument("--timing-image", default="butterfly", help="Set5 image timed and counted")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
@@ -355,12 +393,13 @@ def main(argv=None) -> int:
     REPORT_DIR = Path(args.out)
     if args.D < 1 or args.F < 1:
         raise UserError(f"--D and --F must be >= 1 (got D={args.D}, F={args.F})")
-    torch.set_num_threads(args.threads)
     checkpoint = REPORT_DIR / f"{create_model(family='AdaDSR', scale=args.scale, D=args.D, F=args.F).model_id}.pt"
     if args.retrain or not checkpoint.is_file():
+        torch.set_num_threads(args.train_threads)
         summary = train(args)
         print(json.dumps({k: summary[k].get("final_loss") for k in ("plain", "adadsr")}), flush=True)
     if not args.train_only:
+        torch.set_num_threads(args.threads)
         evaluate(args)
     return 0
 

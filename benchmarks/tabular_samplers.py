@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     grid = len(space.enumerate())
     trials = max(1, int(round(args.fraction * grid)))
     checkpoints = sorted({max(1, int(round(f * trials))) for f in np.linspace(0.1, 1.0, 10)})
-    rows = []
+    rows, found = [], []
     start = time.perf_counter()
     for sampler in SAMPLER_NAMES:
         for seed in range(args.seeds):
@@ -46,6 +46,7 @@ def main(argv=None) -> int:
                                   progress_every=checkpoints)
             for n, ratio in summary["ratio_by_trials"].items():
                 rows.append({"sampler": sampler, "seed": seed, "trials": int(n), "hypervolume_ratio": ratio})
+            found.append((sampler, set(summary["front"])))
             print(f"{sampler:>6} seed {seed}: ratio {summary['hypervolume_ratio']:.4f} "
                   f"({summary['proposals']} proposals)", file=sys.stderr)
     wall = time.perf_counter() - start
@@ -76,10 +77,61 @@ def main(argv=None) -> int:
     lines += ["", f"Goal (issue): NSGA-II >= 0.98 on average and above random. Measured: NSGA-II "
               f"{goal:.4f} ({'met' if goal >= 0.98 else 'NOT met'}), random {table.loc['random', 'mean']:.4f} "
               f"({'beaten' if goal > table.loc['random', 'mean'] else 'NOT beaten'})."]
+    shares = front_shares(space, args.objectives, found)
+    shares.to_csv(out / "front_points.csv", index=False)
+    lines += ["", *_shares_section(shares, args.seeds)]
     (out / "sampler_comparison.md").write_text("\n".join(lines) + "\n")
     _plot(curves, out / "sampler_comparison.png", grid, trials)
     print("\n".join(lines))
     return 0
+
+
+def front_shares(space, objectives: str, found: list[tuple[str, set]]) -> pd.DataFrame:
+    """Each full-grid front point's exclusive share of the grid hypervolume, and how many runs
+    of each sampler had it on their front (a grid-front point is on the front of any set of
+    trials that contains it, so this is how often it was evaluated)."""
+    from search.report.pareto import REFERENCE_POINT, exclusive_contributions, normalise
+    from search.study.tabular import grid_front, load_table, parse_tabular_objectives
+
+    table = load_table("published")
+    objs = parse_tabular_objectives(objectives, table)
+    ids = [c["config_id"] for c in space.enumerate()]
+    bounds, grid_hv, front_ids = grid_front(table, ids, objs)
+    values = table.loc[front_ids, [o.metric for o in objs]].to_numpy(dtype=np.float64)
+    points, _ = normalise(values, [o.mode for o in objs], bounds)
+    shares = exclusive_contributions(points, REFERENCE_POINT) / grid_hv
+    frame = pd.DataFrame({"model": front_ids, **{o.metric: values[:, j] for j, o in enumerate(objs)},
+                          "hypervolume_share": shares})
+    for sampler in SAMPLER_NAMES:
+        runs = [front for name, front in found if name == sampler]
+        frame[f"found_{sampler}"] = [sum(m in front for front in runs) for m in front_ids]
+    return frame.sort_values("hypervolume_share", ascending=False).reset_index(drop=True)
+
+
+def _shares_section(shares: pd.DataFrame, seeds: int, top: int = 8) -> list[str]:
+    head = shares.head(top)
+    lines = [
+        "## Where the full-grid hypervolume lies",
+        "",
+        f"The {len(shares)} configurations on the full grid's front, by the share of the grid's "
+        "hypervolume that each one alone adds (`front_points.csv` lists all of them). A point "
+        "with a large share must be evaluated exactly: no neighbour makes up for it. Found = "
+        f"number of the {seeds} runs per sampler that evaluated it.",
+        "",
+        "| model | " + " | ".join(c for c in shares.columns if c not in ("model", "hypervolume_share")
+                                 and not c.startswith("found_")) + " | share | "
+        + " | ".join(f"found {s}" for s in SAMPLER_NAMES) + " |",
+        "|---" * (len(shares.columns)) + "|",
+    ]
+    metrics = [c for c in shares.columns if c not in ("model", "hypervolume_share") and not c.startswith("found_")]
+    for _, row in head.iterrows():
+        lines.append(f"| {row['model']} | " + " | ".join(f"{row[m]:.2f}" for m in metrics)
+                     + f" | {row['hypervolume_share']:.2%} | "
+                     + " | ".join(f"{int(row[f'found_{s}'])}/{seeds}" for s in SAMPLER_NAMES) + " |")
+    lines += ["", f"The {top} largest shares sum to {head['hypervolume_share'].sum():.1%} of the grid's "
+              f"hypervolume; the rest of the front ({len(shares) - len(head)} points) adds "
+              f"{shares['hypervolume_share'].iloc[top:].sum():.1%} on its own."]
+    return lines
 
 
 def _plot(curves: pd.DataFrame, path: Path, grid: int, trials: int) -> None:

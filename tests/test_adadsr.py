@@ -143,6 +143,24 @@ def test_training_step_draws_depths_and_adds_the_depth_penalty():
     assert model.adapter.net[0].weight.grad.abs().sum() > 0
 
 
+def test_depth_penalty_counts_only_the_pixels_the_l1_term_sees():
+    from search.train.losses import training_loss
+
+    torch.manual_seed(4)
+    model = _varied_adapter(create_model("AdaDSR_s2_D4_F8", lam=0.5)).train()
+    batch = {"lr": torch.rand(3, 3, 10, 10), "hr": torch.rand(3, 3, 20, 20)}
+    torch.manual_seed(5)
+    _, terms = training_loss(model, batch, 0.3, border=2)
+    torch.manual_seed(5)
+    depths = torch.rand(3) * 4
+    with torch.no_grad():
+        d_hat = model.predict_depth(model._head(batch["lr"]), depths)
+    inner = d_hat[..., 2:-2, 2:-2].mean(dim=(1, 2, 3))
+    assert not torch.allclose(inner, d_hat.mean(dim=(1, 2, 3)))  # the border would change it
+    assert terms["depth"] > 0
+    torch.testing.assert_close(terms["depth"], 0.5 * torch.relu(inner - depths).mean())
+
+
 def test_hard_constraint_rescales_the_map_to_mean_d():
     torch.manual_seed(9)
     model = _varied_adapter(create_model("AdaDSR_s2_D4_F8", constraint="hard"))

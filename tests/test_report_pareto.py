@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from search.report.pareto import REFERENCE_POINT, hypervolume, normalise, pareto_mask
+from search.report.pareto import REFERENCE_POINT, exclusive_contributions, hypervolume, normalise, pareto_mask
 
 
 def test_pareto_mask_mixed_directions():
@@ -22,6 +22,15 @@ def test_hypervolume_2d_known_area():
     assert hypervolume([[0.0, 0.5], [0.5, 0.0]], reference=1.0) == pytest.approx(0.75)
     # a dominated point and a point outside the box add nothing
     assert hypervolume([[0.0, 0.5], [0.5, 0.0], [0.6, 0.6], [1.5, -1.0]], reference=1.0) == pytest.approx(0.75)
+
+
+def test_exclusive_contributions_known_areas():
+    # reference 1: (0.25, 0.25) alone covers [0.25, 0.5)^2; the outer points keep a
+    # 0.25 x 0.5 strip each; (0.6, 0.6) is dominated and adds nothing
+    shares = exclusive_contributions([[0.0, 0.5], [0.5, 0.0], [0.6, 0.6], [0.25, 0.25]], reference=1.0)
+    assert shares == pytest.approx([0.125, 0.125, 0.0, 0.0625])
+    shares = exclusive_contributions([[0.0, 0.5], [0.5, 0.0]], reference=1.0)
+    assert shares == pytest.approx([0.25, 0.25])
 
 
 def test_hypervolume_3d_known_volume():

@@ -80,6 +80,20 @@ def hypervolume(points_min, reference: Sequence[float] | float = REFERENCE_POINT
     return _hv(np.unique(pts, axis=0), ref)
 
 
+def exclusive_contributions(points_min, reference: Sequence[float] | float = REFERENCE_POINT) -> np.ndarray:
+    """Hypervolume each point alone adds (0 for dominated points): where a front's volume lies.
+
+    A point with a large share is one a search must find exactly; its neighbours cannot
+    make up for it.
+    """
+    pts = np.asarray(points_min, dtype=np.float64)
+    total = hypervolume(pts, reference)
+    shares = np.zeros(len(pts))
+    for i in range(len(pts)):
+        shares[i] = total - hypervolume(np.delete(pts, i, axis=0), reference)
+    return np.clip(shares, 0.0, None)
+
+
 def _hv(pts: np.ndarray, ref: np.ndarray) -> float:
     m = pts.shape[1]
     if m == 1:

@@ -34,6 +34,9 @@ def training_loss(model: nn.Module, batch: dict, progress: float, *, border: int
     that full test images almost never show it; for tiny models (eSR: a single 3x3 conv)
     fitting those edge pixels costs more than 0.7 dB on Set5 (docs/training.md).
     """
+    if border > 0:
+        # hooks compute their terms on the region the L1 term sees (e.g. AdaDSR's mean depth)
+        batch = {**batch, "loss_border": border}
     sr, extra = run_training_step(model, batch, progress)
     hr = batch["hr"]
     if sr.shape != hr.shape:
