@@ -5,8 +5,10 @@
 
 Stage 1 (skipped when ``reports/adadsr/<id>.pt`` exists): train the plain backbone
 (``AdaDSR-plain``) with :func:`search.train.train_model`, load it into ``AdaDSR`` with
-``load_backbone`` and fine-tune with the depth loss (d ~ U[0, D] per sample). The AdaDSR
-weights are written to ``reports/adadsr/<id>.pt`` (< 1 MB; the tests load them).
+``load_backbone``, fine-tune backbone and adapter with the depth loss (d ~ U[0, D] per
+sample), then the adapter alone (backbone frozen, ``--adapter-steps``). The AdaDSR weights
+are written to ``reports/adadsr/<id>.pt`` (< 1 MB; the tests load them). Training data:
+T91 + BSD200 (``--train-sets``; BSD200 from ``--data-root`` or SR_DATA_ROOT).
 
 Stage 2: for d in {D/4, D/2, 3D/4, D}: Set5 PSNR/SSIM (standard protocol), MACs
 (active positions only), mean(d_hat), the measured CPU latency of the sparse and of the
@@ -194,6 +196,7 @@ def evaluate(args) -> list[dict]:
 
     rows, gradient_rows = [], []
     depths = [args.D * q for q in (0.25, 0.5, 0.75, 1.0)]
+    deviations = {}  # float maps at d = D/2 minus their mean: the spatial pattern, unquantised
     with torch.inference_mode():
         for d in depths:
             model.target_depth = d
@@ -210,6 +213,8 @@ def evaluate(args) -> list[dict]:
                 gradient_rows.append({"image": name, "target_depth": d, "mean_depth": mean_depths[-1],
                                       "depth_high_gradient": high, "depth_low_gradient": low})
                 save_depth_image(depth_map, args.D, depth_dir / f"{name}_d{d:g}.png")
+                if d == depths[1]:
+                    deviations[name] = (depth_map - depth_map.mean()).numpy()
             sparse_wall, sparse_s = _median_time(lambda: model(timing_lr), args.repeats)
             model.inference_mode = "dense"
             dense_wall, dense_s = _median_time(lambda: model(timing_lr), args.repeats)
@@ -253,7 +258,7 @@ def evaluate(args) -> list[dict]:
     _write_csv(REPORT_DIR / "depth_vs_gradient.csv", gradient_rows)
     (REPORT_DIR / "results.json").write_text(json.dumps({"rows": rows, "depth_vs_gradient": gradient_rows},
                                                        indent=1))
-    _plot(rows, gradient_rows, names, depths, args)
+    _plot(rows, gradient_rows, names, depths, args, deviations)
     _write_summary(rows, gradient_rows, latency_label)
     return rows
 
@@ -302,7 +307,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def _plot(rows, gradient_rows, names, depths, args) -> None:
+def _plot(rows, gradient_rows, names, depths, args, deviations) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -336,7 +341,10 @@ def _plot(rows, gradient_rows, names, depths, args) -> None:
     fig.savefig(REPORT_DIR / "psnr_vs_flops.png", dpi=110)
     plt.close(fig)
 
-    fig, axes = plt.subplots(len(names), len(depths) + 1, figsize=(2.4 * (len(depths) + 1), 2.2 * len(names)))
+    columns = len(depths) + 2
+    fig, axes = plt.subplots(len(names), columns, figsize=(2.4 * columns, 2.2 * len(names)))
+    # 99th percentile: a few border pixels would otherwise set the scale
+    spread = max(float(np.percentile(np.abs(v), 99)) for v in deviations.values()) or 1.0
     for i, name in enumerate(names):
         axes[i, 0].imshow(Image.open(Path(SHIPPED_DATA, "Set5", f"{name}.png")).convert("RGB"))
         axes[i, 0].set_title(name, fontsize=8)
@@ -345,9 +353,13 @@ def _plot(rows, gradient_rows, names, depths, args) -> None:
             axes[i, j + 1].imshow(image, cmap="viridis", vmin=0, vmax=255)
             stats = next(g for g in gradient_rows if g["image"] == name and g["target_depth"] == d)
             axes[i, j + 1].set_title(f"d={d:g} mean {stats['mean_depth']:.2f}", fontsize=8)
+        shown = axes[i, -1].imshow(deviations[name], cmap="RdBu_r", vmin=-spread, vmax=spread)
+        axes[i, -1].set_title(f"d={depths[1]:g} minus its mean", fontsize=8)
+        fig.colorbar(shown, ax=axes[i, -1], fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
         for ax in axes[i]:
             ax.axis("off")
-    fig.suptitle(f"AdaDSR depth maps on Set5 (colour 0..{args.D} blocks)")
+    fig.suptitle(f"AdaDSR depth maps on Set5 (colour 0..{args.D} blocks; last column: "
+                 f"deviation from the image's mean depth in blocks, red = deeper)")
     fig.tight_layout()
     fig.savefig(REPORT_DIR / "depth_maps.png", dpi=90)
     plt.close(fig)
