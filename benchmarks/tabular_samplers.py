@@ -110,6 +110,7 @@ def front_shares(space, objectives: str, found: list[tuple[str, set]]) -> pd.Dat
 
 def _shares_section(shares: pd.DataFrame, seeds: int, top: int = 8) -> list[str]:
     head = shares.head(top)
+    metrics = [c for c in shares.columns if c not in ("model", "hypervolume_share") and not c.startswith("found_")]
     lines = [
         "## Where the full-grid hypervolume lies",
         "",
@@ -118,12 +119,9 @@ def _shares_section(shares: pd.DataFrame, seeds: int, top: int = 8) -> list[str]
         "with a large share must be evaluated exactly: no neighbour makes up for it. Found = "
         f"number of the {seeds} runs per sampler that evaluated it.",
         "",
-        "| model | " + " | ".join(c for c in shares.columns if c not in ("model", "hypervolume_share")
-                                 and not c.startswith("found_")) + " | share | "
-        + " | ".join(f"found {s}" for s in SAMPLER_NAMES) + " |",
+        "| model | " + " | ".join(metrics) + " | share | " + " | ".join(f"found {s}" for s in SAMPLER_NAMES) + " |",
         "|---" * (len(shares.columns)) + "|",
     ]
-    metrics = [c for c in shares.columns if c not in ("model", "hypervolume_share") and not c.startswith("found_")]
     for _, row in head.iterrows():
         lines.append(f"| {row['model']} | " + " | ".join(f"{row[m]:.2f}" for m in metrics)
                      + f" | {row['hypervolume_share']:.2%} | "
