@@ -147,5 +147,20 @@ def test_tabular_summary_from_curves(tmp_path):
     assert summary["samplers"]["nsga2"]["mean"] == pytest.approx(0.985)
     assert summary["samplers"]["random"]["mean"] == pytest.approx(0.85)
     assert summary["nsga2_reaches_target"] and summary["nsga2_beats_random"]
+    assert summary["samplers"]["nsga2"]["trials_to_target"] == 10
+    assert summary["samplers"]["random"]["trials_to_target"] is None
     table = pd.read_csv(tmp_path / "ratio_by_trials.csv")
     assert table["trials"].tolist() == [5, 10] and table["random"].tolist() == [0.55, 0.85]
+
+
+def test_tabular_summary_takes_the_budget_column_not_the_longest_run(tmp_path):
+    """Runs continued past the budget: the acceptance figures are those at the budget."""
+    curves = tmp_path / "curves.csv"
+    pd.DataFrame({"sampler": ["random"] * 4 + ["nsga2"] * 4, "seed": [0, 0, 1, 1] * 2,
+                  "trials": [5, 10] * 4, "budget": 5,
+                  "hypervolume_ratio": [0.5, 0.8, 0.6, 0.9, 0.95, 0.99, 0.97, 0.98]}).to_csv(curves, index=False)
+    summary = tabular_summary.summarise(pd.read_csv(curves))
+    assert summary["trials"] == 5 and summary["horizon"] == 10
+    assert summary["samplers"]["nsga2"]["mean"] == pytest.approx(0.96)
+    assert not summary["nsga2_reaches_target"]  # 0.985 at 10 trials does not count
+    assert summary["samplers"]["nsga2"]["trials_to_target"] == 10

@@ -288,3 +288,28 @@ def test_same_seed_same_configs_also_in_a_second_process():
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == here
+
+
+def test_sibling_families_share_a_hyper_parameter_declared_with_the_same_domain():
+    """eSR-MAX/TM/TR's K and C are one Optuna parameter each; eSR-CNN's C (other values) is not.
+
+    A trial that switches family between siblings then keeps its kernel size and width, so
+    crossover and mutation move between neighbouring configurations.
+    """
+    import optuna
+
+    space = load_space(ESR_SPACE)
+    assert [space.param_name(f, "K") for f in ("eSR-MAX", "eSR-TM", "eSR-TR")] == ["K"] * 3
+    assert [space.param_name(f, "C") for f in ("eSR-MAX", "eSR-TM", "eSR-TR")] == ["C"] * 3
+    assert space.param_name("eSR-CNN", "C") == "eSR-CNN.C"
+    assert space.param_name("FSRCNN", "M") == "FSRCNN.M"  # declared by one family only
+    assert space.param_name("ESPCN", "D", 1) == "ESPCN.g1.D"
+
+    params = {}
+    for family in ("eSR-TM", "eSR-MAX", "eSR-CNN"):
+        trial = optuna.trial.FixedTrial({"family": family, "scale": 4, "K": 5, "C": 3,
+                                         "eSR-CNN.C": 4, "eSR-CNN.D": 3, "eSR-CNN.S": 6})
+        config = space.suggest(trial)
+        params[family] = config["config_id"]
+    assert params == {"eSR-TM": "eSR-TM_s4_K5_C3", "eSR-MAX": "eSR-MAX_s4_K5_C3",
+                      "eSR-CNN": "eSR-CNN_s4_C4_D3_S6"}

@@ -5,8 +5,10 @@ and number of trials used, with the hypervolume ratio against the full grid's fr
 module turns it into
 
 * ``summary.json`` (``dvc metrics show``): per sampler the mean, std, min and max of the ratio
-  at the final budget, the mean ratio at every checkpoint, and the acceptance checks
-  (NSGA-II >= 0.98 on average; NSGA-II above random search at that budget);
+  at the budget (the curves' ``budget`` column; without one, their last checkpoint), the
+  first number of trials at which the mean ratio reaches 0.98 (``trials_to_target``; null
+  when the curves stop before), and the acceptance checks (NSGA-II >= 0.98 on average;
+  NSGA-II above random search at the budget);
 * ``ratio_by_trials.csv`` (``dvc plots show``): mean ratio per sampler against trials used,
   one column per sampler (+ ``<sampler>_std``).
 
@@ -47,17 +49,32 @@ def by_trials(curves: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
+def trials_to_target(curves: pd.DataFrame, target: float = TARGET_RATIO) -> dict[str, int | None]:
+    """Per sampler, the first checkpoint at which the mean ratio over seeds reaches ``target``."""
+    means = curves.groupby(["sampler", "trials"])["hypervolume_ratio"].mean()
+    reached = {}
+    for sampler in dict.fromkeys(curves["sampler"]):
+        hits = [n for n, m in means[sampler].items() if m >= target]
+        reached[sampler] = int(min(hits)) if hits else None
+    return reached
+
+
 def summarise(curves: pd.DataFrame) -> dict:
     samplers = list(dict.fromkeys(curves["sampler"]))
-    budget = int(curves["trials"].max())
+    budget = int(curves["budget"].iloc[0]) if "budget" in curves.columns else int(curves["trials"].max())
     final = curves[curves["trials"] == budget]
+    if final.empty:
+        raise UserError(f"no checkpoint at the budget of {budget} trials in the sampler curves")
+    reached = trials_to_target(curves)
     per = {}
     for sampler in samplers:
         ratios = final.loc[final["sampler"] == sampler, "hypervolume_ratio"]
         per[sampler] = {"mean": float(ratios.mean()),
                         "std": float(ratios.std(ddof=1)) if len(ratios) > 1 else 0.0,
-                        "min": float(ratios.min()), "max": float(ratios.max()), "seeds": int(len(ratios))}
-    summary = {"trials": budget, "samplers": per, "target_ratio": TARGET_RATIO}
+                        "min": float(ratios.min()), "max": float(ratios.max()), "seeds": int(len(ratios)),
+                        "trials_to_target": reached[sampler]}
+    summary = {"trials": budget, "horizon": int(curves["trials"].max()), "samplers": per,
+               "target_ratio": TARGET_RATIO}
     if "nsga2" in per:
         summary["nsga2_reaches_target"] = per["nsga2"]["mean"] >= TARGET_RATIO
     if "nsga2" in per and "random" in per:

@@ -185,13 +185,31 @@ class Space:
     def _shared_scales(self) -> bool:
         return len({f.scales for f in self.families.values()}) == 1
 
+    def param_name(self, family_name: str, hp: str, grid_index: int | None = None) -> str:
+        """The Optuna parameter name of one family's hyper-parameter.
+
+        A hyper-parameter that several single-grid families declare with the same domain
+        (eSR-MAX/TM/TR's ``K`` and ``C``) is one parameter, named ``<hp>``: a trial that
+        switches family keeps its kernel size and width, so a sampler's crossover and
+        mutation move between neighbouring configurations of sibling families (and TPE pools
+        their observations). Otherwise ``<family>.<hp>``, or ``<family>.g<i>.<hp>`` for a
+        union of sub-grids.
+        """
+        family = self.families[family_name]
+        if len(family.subgrids) > 1:
+            return f"{family_name}.g{grid_index}.{hp}"
+        domain = family.subgrids[0][hp]
+        sharing = [f for f in self.families.values()
+                   if len(f.subgrids) == 1 and f.subgrids[0].get(hp) == domain]
+        return hp if len(sharing) > 1 else f"{family_name}.{hp}"
+
     def suggest(self, trial) -> dict[str, Any]:
         """Define-by-run: ask an Optuna trial for one configuration (family -> its hparams).
 
         Parameter names: ``family``; ``scale`` (``<family>.scale`` when families differ in
-        scales); ``<family>.<hp>``, or ``<family>.grid`` + ``<family>.g<i>.<hp>`` for a union
-        of sub-grids (their value sets differ, so Optuna must see them as different
-        parameters). A configuration that breaks a constraint carries ``constraint_error``.
+        scales); ``<hp>`` for a hyper-parameter sibling families share (:meth:`param_name`),
+        else ``<family>.<hp>``, or ``<family>.grid`` + ``<family>.g<i>.<hp>`` for a union of
+        sub-grids (their value sets differ, so Optuna must see them as different parameters). A configuration that breaks a constraint carries ``constraint_error``.
         """
         names = list(self.families)
         family_name = names[0] if len(names) == 1 else trial.suggest_categorical("family", names)
@@ -203,11 +221,12 @@ class Space:
             scale_param = "scale" if self._shared_scales() else f"{family_name}.scale"
             scale = trial.suggest_categorical(scale_param, scales)
         if len(family.subgrids) == 1:
-            grid, prefix = family.subgrids[0], f"{family_name}."
+            index = None
         else:
             index = trial.suggest_categorical(f"{family_name}.grid", list(range(len(family.subgrids))))
-            grid, prefix = family.subgrids[index], f"{family_name}.g{index}."
-        hparams = {name: dim.suggest(trial, prefix + name) for name, dim in grid.items()}
+        grid = family.subgrids[index or 0]
+        hparams = {name: dim.suggest(trial, self.param_name(family_name, name, index))
+                   for name, dim in grid.items()}
         config = family.make_config(scale, hparams)
         broken = family.violation(config)
         if broken is not None:

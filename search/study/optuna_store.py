@@ -145,7 +145,7 @@ class ReplayTrial:
                 if all(_contains(grid[h], self.config[h]) for h in grid):
                     return index
             raise ValueError(f"{self.config['config_id']} is in none of {family.name}'s sub-grids")
-        return self.config[name.rsplit(".", 1)[1]]
+        return self.config[name.rsplit(".", 1)[-1]]  # "<family>.<hp>", "<family>.g<i>.<hp>" or "<hp>"
 
     def suggest_categorical(self, name, choices):
         value = _optuna_choice(self._value(name))

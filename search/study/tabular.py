@@ -5,8 +5,9 @@ psnr_Set14:max,speed_AGX:max --sampler nsga2 --trials 118 --seed 0 --out DIR``
 
 The sampler only sees the space (Optuna's define-by-run suggestion of
 :meth:`search.space.Space.suggest`), never the table; each trial's objective values are read
-from the table row of its configuration id. A configuration suggested twice costs two
-trials (that is what a real search would pay). Hypervolume as in
+from the table row of its configuration id. A configuration suggested again is pruned and
+not counted (duplicate elimination, ``unique=True``); with ``unique=False`` it costs another
+trial, as a search without a cache would pay. Hypervolume as in
 :mod:`search.report.pareto`: objectives min-max normalised over the full grid, reference
 point 1.1.
 """
@@ -90,8 +91,11 @@ def grid_front(table: pd.DataFrame, ids: list[str], objectives: list[Objective])
 def run_tabular(space, objectives: str | Sequence[str], sampler: str = "nsga2", trials: int = 100,
                 seed: int = 0, out_dir: str | Path | None = None, benchmark: str = "published",
                 progress_every: Sequence[int] | None = None, flat: bool = True,
-                unique: bool = True) -> dict:
-    """Run one tabular study; write ``trials.csv`` and ``summary.json`` to ``out_dir``."""
+                unique: bool = True, keep_rows: bool = False) -> dict:
+    """Run one tabular study; write ``trials.csv`` and ``summary.json`` to ``out_dir``.
+
+    ``keep_rows``: also return the evaluated rows, in order, under ``"rows"`` (not written).
+    """
     table = load_table(benchmark)
     objs = parse_tabular_objectives(objectives, table)
     ids = [c["config_id"] for c in space.enumerate()]
@@ -179,6 +183,8 @@ def run_tabular(space, objectives: str | Sequence[str], sampler: str = "nsga2", 
             writer.writeheader()
             writer.writerows(rows)
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if keep_rows:
+        summary["rows"] = rows
     return summary
 
 
@@ -190,7 +196,8 @@ def suggest_every_gene(space, trial) -> None:
     own hyper-parameters would be drawn at random forever. Asking for all of them each trial
     (the inactive ones are carried along as inert genes, a standard GA encoding of
     conditional spaces) lets crossover and mutation act on them. ``space.suggest`` then asks
-    the same names with the same distributions and gets these values back.
+    the same names with the same distributions and gets these values back. Sibling families
+    share the genes they declare alike (:meth:`search.space.Space.param_name`).
     """
     names = list(space.families)
     if len(names) > 1:
@@ -201,12 +208,12 @@ def suggest_every_gene(space, trial) -> None:
             trial.suggest_categorical("scale" if space._shared_scales() else f"{name}.scale", scales)
         if len(family.subgrids) == 1:
             for hp, dim in family.subgrids[0].items():
-                dim.suggest(trial, f"{name}.{hp}")
+                dim.suggest(trial, space.param_name(name, hp))
         else:
             trial.suggest_categorical(f"{name}.grid", list(range(len(family.subgrids))))
             for index, grid in enumerate(family.subgrids):
                 for hp, dim in grid.items():
-                    dim.suggest(trial, f"{name}.g{index}.{hp}")
+                    dim.suggest(trial, space.param_name(name, hp, index))
 
 
 def _params_of(space, config: dict) -> dict:
