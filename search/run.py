@@ -18,7 +18,7 @@ from search.errors import UserError, cli_main
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from search.study.runner import SAMPLERS
+    from search.study.runner import INITIAL_DESIGNS, SAMPLERS
 
     parser = argparse.ArgumentParser(
         prog="python -m search.run",
@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="trials at a time (default: 1 when latency is measured on this CPU, else all CPUs)")
     parser.add_argument("--data-root", help="folder holding the test/train sets (default: see docs)")
     parser.add_argument("--quiet", action="store_true", help="no per-trial lines")
+    parser.add_argument("--initial-design", choices=INITIAL_DESIGNS, default="random",
+                        help="random: the sampler's own start; smallest: each family's smallest "
+                             "configuration at each scale first, then the sampler (default: random)")
     parser.add_argument("--benchmark", metavar="TABLE",
                         help="tabular benchmark: a trial is a lookup in TABLE ('published' = the eSR "
                              "authors' 1185 results, or a CSV with a 'model' column); no training")
@@ -67,7 +70,7 @@ def main(argv=None) -> int:
         space=args.space, out=args.out, sampler=args.sampler, trials=args.trials, budget=args.budget,
         device=args.device, seed=args.seed, objectives=args.objectives, storage=args.storage,
         address=args.address, num_cpus=args.num_cpus, concurrency=args.concurrency,
-        data_root=args.data_root, verbose=0 if args.quiet else 1,
+        data_root=args.data_root, verbose=0 if args.quiet else 1, initial_design=args.initial_design,
     )
     summary = run_study(options, resume=args.resume)
     print(f"{summary.study_name}: {summary.completed} complete, {summary.failed} failed of "
@@ -83,7 +86,8 @@ def _run_tabular(args) -> int:
         raise UserError("--benchmark needs --objectives, e.g. psnr_Set14:max,speed_AGX:max")
     space = load_space(args.space)
     summary = run_tabular(space, args.objectives, sampler=args.sampler, trials=args.trials or 100,
-                          seed=args.seed or 0, out_dir=args.out, benchmark=args.benchmark)
+                          seed=args.seed or 0, out_dir=args.out, benchmark=args.benchmark,
+                          initial_design=args.initial_design)
     where = f" -> {args.out}/trials.csv, summary.json" if args.out else ""
     print(f"{summary['sampler']} seed {summary['seed']}: {summary['trials']} trials, hypervolume "
           f"{summary['hypervolume']:.4f} = {summary['hypervolume_ratio']:.3f} of the full grid's"

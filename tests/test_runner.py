@@ -270,3 +270,14 @@ def test_rows_missing_from_the_optuna_storage_are_rebuilt_from_trials_csv(tmp_pa
         study.tell(trial, [30.5, 2.25])
         rdb = optuna.create_study(directions=["maximize", "minimize"])
         rdb.add_trial(rebuilt)  # valid for Optuna
+
+
+def test_smallest_initial_design_runs_each_familys_smallest_configuration_first(ray_address, tmp_path):
+    space = tmp_path / "tiny9.yaml"
+    space.write_text(TINY_SPACE.replace("high: 2", "high: 8"))
+    out = tmp_path / "study"
+    options = StudyOptions(space=str(space), out=str(out), sampler="random", trials=2, seed=1,
+                           initial_design="smallest", verbose=0)
+    run_study(options, pipeline=pipeline())
+    assert {r["config_id"] for r in read_rows(out)} == {"Bicubic_s2", "eSR-MAX_s2_K3_C1"}
+    assert json.loads((out / "study.json").read_text())["options"]["initial_design"] == "smallest"

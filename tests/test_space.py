@@ -69,6 +69,18 @@ def test_union_of_subgrids_ranges_and_dedup(tmp_path):
                    "eSR-TM_s2_K3_C1", "eSR-TM_s2_K3_C2", "eSR-TM_s4_K3_C1", "eSR-TM_s4_K3_C2"]
 
 
+def test_smallest_configurations_take_every_hyper_parameter_at_its_low_end(tmp_path):
+    path = write_space(tmp_path, """
+        scales: [2, 4]
+        families:
+          FSRCNN: {hparams: {D: [56, 12], S: {low: 3, high: 9}, M: [4, 1]}}
+          ESPCN: {scales: [3], grid: [{D: [5, 2], S: [9]}, {D: [1], S: [6]}]}
+        """)
+    ids = [c["config_id"] for c in load_space(path).smallest_configurations()]
+    # the lowest number of a list (not its first entry), a range's low, the first sub-grid
+    assert ids == ["FSRCNN_s2_D12_S3_M1", "FSRCNN_s4_D12_S3_M1", "ESPCN_s3_D2_S9"]
+
+
 def test_ids_of_non_id_hparams_and_typed_objects(tmp_path):
     path = write_space(tmp_path, """
         scales: [2]

@@ -48,3 +48,22 @@ def test_grid_hypervolume_is_that_of_the_whole_table(esr_space):
     points, _ = normalise(table.loc[ids, ["psnr_Set14", "speed_AGX"]].to_numpy(float), ["max", "max"])
     assert summary["grid_hypervolume"] == pytest.approx(hypervolume(points, 1.1))
     assert summary["grid_size"] == len(ids) == 1185
+
+
+def test_smallest_initial_design_comes_first_then_the_sampler(esr_space):
+    anchors = [c["config_id"] for c in esr_space.smallest_configurations()]
+    assert len(anchors) == 21  # 7 families x 3 scales
+    assert "eSR-MAX_s4_K3_C1" in anchors and "eSR-CNN_s2_C2_D1_S3" in anchors and "ESPCN_s3_D0_S3" in anchors
+    summary = run_tabular(esr_space, OBJECTIVES, sampler="nsga2", trials=30, seed=0,
+                          initial_design="smallest", keep_rows=True)
+    ids = [r["model_id"] for r in summary["rows"]]
+    assert ids[:21] == anchors and len(set(ids)) == 30 and summary["initial_design"] == "smallest"
+    plain = run_tabular(esr_space, OBJECTIVES, sampler="nsga2", trials=30, seed=0, keep_rows=True)
+    assert [r["model_id"] for r in plain["rows"]][:21] != anchors
+
+
+def test_unknown_initial_design_is_a_user_error(esr_space):
+    from search.errors import UserError
+
+    with pytest.raises(UserError, match="unknown initial design 'corners'"):
+        run_tabular(esr_space, OBJECTIVES, sampler="random", trials=5, initial_design="corners")

@@ -176,6 +176,24 @@ class Space:
             self._enumerated = configs
         return [dict(c) for c in self._enumerated]
 
+    def smallest_configurations(self) -> list[dict[str, Any]]:
+        """Each family's smallest configuration at each scale: an initial design.
+
+        Every hyper-parameter at its low end (the lowest number of a list of numbers, else the
+        list's first value; a range's ``low``), taken in the family's first sub-grid. For
+        width/depth/kernel hyper-parameters that is the family's cheapest model, the anchor
+        of the fast end of a quality-cost front. A corner that breaks a constraint is left out.
+        """
+        anchors = []
+        for family in self.families.values():
+            grid = family.subgrids[0]
+            hparams = {name: _low_end(dim) for name, dim in grid.items()}
+            for scale in family.scales:
+                config = family.make_config(scale, hparams)
+                if family.violation(config) is None:
+                    anchors.append(config)
+        return anchors
+
     def config_by_id(self, config_id: str) -> dict[str, Any]:
         for config in self.enumerate():
             if config["config_id"] == config_id:
@@ -232,3 +250,12 @@ class Space:
         if broken is not None:
             config["constraint_error"] = f"{config['config_id']} violates {broken.describe()}"
         return config
+
+
+def _low_end(dim: Dimension) -> Any:
+    low = getattr(dim, "low", None)
+    if low is not None:
+        return low
+    values = dim.values()
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    return min(values) if numeric else values[0]

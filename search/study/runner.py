@@ -57,6 +57,9 @@ from search.study.trial import (
 )
 
 SAMPLERS = ("grid", "random", "tpe", "nsga2")
+# random: the sampler's own start; smallest: each family's smallest configuration at each
+# scale first (Space.smallest_configurations), enqueued, then the sampler takes over.
+INITIAL_DESIGNS = ("random", "smallest")
 DEFAULT_TRIALS = 20
 MANIFEST = "study.json"
 
@@ -79,6 +82,7 @@ class StudyOptions:
     data_root: str | None = None
     train_device: str | None = None
     verbose: int = 1
+    initial_design: str = "random"
 
 
 @dataclass
@@ -123,6 +127,11 @@ def make_sampler(name: str, seed: int):
     raise UserError(f"unknown sampler {name!r}; one of {', '.join(SAMPLERS)}")
 
 
+def check_initial_design(name: str) -> None:
+    if name not in INITIAL_DESIGNS:
+        raise UserError(f"unknown initial design {name!r}; one of {', '.join(INITIAL_DESIGNS)}")
+
+
 def grid_order(config_ids: list[str], seed: int) -> list[str]:
     """The grid in a seeded random order, so that --trials N < grid size spreads over it."""
     import random
@@ -139,11 +148,16 @@ def enqueue_grid(study, space: Space, define: "DefineByRun", config_ids: list[st
     hyper-parameters; :class:`search.study.optuna_store.ReplayTrial`), so grid and sampled
     studies look alike in the storage and the dashboard.
     """
+    by_id = {c["config_id"]: c for c in space.enumerate()}
+    enqueue_configs(study, space, define, [by_id[i] for i in config_ids])
+
+
+def enqueue_configs(study, space: Space, define: "DefineByRun", configs: list[dict[str, Any]]) -> None:
+    """Enqueue known configurations (grid points, an initial design) with their parameters."""
     from search.study.optuna_store import ReplayTrial
 
-    by_id = {c["config_id"]: c for c in space.enumerate()}
-    for config_id in config_ids:
-        replay = ReplayTrial(by_id[config_id], space, number=0)
+    for config in configs:
+        replay = ReplayTrial(config, space, number=0)
         define.ask(replay)
         study.enqueue_trial(replay.params)
 
@@ -323,6 +337,7 @@ def run_study(options: StudyOptions, *, resume: bool = False, pipeline: TrialPip
         space = load_space(options.space)
     if options.sampler not in SAMPLERS:
         raise UserError(f"unknown sampler {options.sampler!r}; one of {', '.join(SAMPLERS)}")
+    check_initial_design(options.initial_design)
 
     objectives, seed, budget = _study_settings(space, options)
     grid_ids = [c["config_id"] for c in space.enumerate()] if options.sampler == "grid" else None
@@ -383,9 +398,13 @@ def run_study(options: StudyOptions, *, resume: bool = False, pipeline: TrialPip
     memory_study.add_trials(history)
     numbers = [int(r["trial"]) for r in rows if r.get("trial", "").isdigit()]
     define.number_offset = (max(numbers) + 1 if numbers else 0) - len(history)
+    done = {r["config_id"] for r in rows}
     if grid_ids is not None:
-        done = {r["config_id"] for r in rows}
         enqueue_grid(memory_study, space, define, [c for c in grid_order(grid_ids, seed) if c not in done])
+    elif options.initial_design == "smallest":
+        # on resume, only the anchors that have not finished yet
+        anchors = [c for c in space.smallest_configurations() if c["config_id"] not in done]
+        enqueue_configs(memory_study, space, define, anchors[:remaining])
     memory_storage.mirror = mirror  # from here on, finished trials are copied to the RDB
     try:
         summary.ran_now, summary.fit_s = _fit(define, options, settings, memory_storage, study_name, metric_names,

@@ -28,6 +28,7 @@ import pandas as pd
 
 from search.errors import UserError
 from search.space import Objective, parse_objectives
+from search.study.runner import check_initial_design
 from search.paths import PUBLISHED_DIR
 from search.report.pareto import REFERENCE_POINT, hypervolume, normalise, pareto_mask
 
@@ -91,11 +92,15 @@ def grid_front(table: pd.DataFrame, ids: list[str], objectives: list[Objective])
 def run_tabular(space, objectives: str | Sequence[str], sampler: str = "nsga2", trials: int = 100,
                 seed: int = 0, out_dir: str | Path | None = None, benchmark: str = "published",
                 progress_every: Sequence[int] | None = None, flat: bool = True,
-                unique: bool = True, keep_rows: bool = False) -> dict:
+                unique: bool = True, keep_rows: bool = False, initial_design: str = "random") -> dict:
     """Run one tabular study; write ``trials.csv`` and ``summary.json`` to ``out_dir``.
 
-    ``keep_rows``: also return the evaluated rows, in order, under ``"rows"`` (not written).
+    ``initial_design``: ``random`` (the sampler's own start) or ``smallest`` (the first
+    trials are :meth:`search.space.Space.smallest_configurations`, enqueued; ignored by
+    ``grid``). ``keep_rows``: also return the evaluated rows, in order, under ``"rows"``
+    (not written).
     """
+    check_initial_design(initial_design)
     table = load_table(benchmark)
     objs = parse_tabular_objectives(objectives, table)
     ids = [c["config_id"] for c in space.enumerate()]
@@ -114,6 +119,9 @@ def run_tabular(space, objectives: str | Sequence[str], sampler: str = "nsga2", 
         order = np.random.default_rng(seed).permutation(len(ids))
         for index in order[:trials]:
             study.enqueue_trial(_params_of(space, space.config_by_id(ids[index])))
+    elif initial_design == "smallest":
+        for config in space.smallest_configurations()[:trials]:
+            study.enqueue_trial(_params_of(space, config))
 
     rows: list[dict] = []
     seen: set[str] = set()
@@ -158,6 +166,7 @@ def run_tabular(space, objectives: str | Sequence[str], sampler: str = "nsga2", 
         "benchmark": str(benchmark),
         "space": str(space.path),
         "sampler": sampler,
+        "initial_design": "grid order" if sampler == "grid" else initial_design,
         "seed": seed,
         "trials": len(rows),
         "unique_configurations": len({r["model_id"] for r in rows}),
