@@ -67,3 +67,15 @@ def test_unknown_initial_design_is_a_user_error(esr_space):
 
     with pytest.raises(UserError, match="unknown initial design 'corners'"):
         run_tabular(esr_space, OBJECTIVES, sampler="random", trials=5, initial_design="corners")
+
+
+@pytest.mark.parametrize("sampler", ["grid", "tpe", "nsga2"])
+def test_a_longer_run_begins_with_the_shorter_run(esr_space, sampler):
+    """The benchmark reads the budget's ratio off runs continued to a horizon: that is only
+    the budget's run if no sampler looks at the number of trials it was given."""
+    short = run_tabular(esr_space, OBJECTIVES, sampler=sampler, trials=20, seed=4, keep_rows=True,
+                        progress_every=[20])
+    long = run_tabular(esr_space, OBJECTIVES, sampler=sampler, trials=36, seed=4, keep_rows=True,
+                       progress_every=[20])
+    assert [r["model_id"] for r in long["rows"][:20]] == [r["model_id"] for r in short["rows"]]
+    assert long["ratio_by_trials"]["20"] == short["hypervolume_ratio"]
