@@ -139,7 +139,8 @@ def test_failed_trials_are_recorded_and_the_study_goes_on(ray_address, tmp_path)
     bicubic = by_id["Bicubic_s2"]
     assert float(bicubic["train_time_s"]) == 0 and bicubic["weights_path"] == ""
     trained = by_id["eSR-MAX_s2_K3_C1"]
-    assert int(trained["steps"]) > 0 and os.path.isfile(trained["weights_path"])
+    assert int(trained["steps"]) > 0 and not os.path.isabs(trained["weights_path"])
+    assert os.path.isfile(out / trained["weights_path"])
     assert trained["K"] == "3" and trained["C"] == "1" and trained["model_id"] == "eSR-MAX_s2_K3_C1"
 
     trials = {t.user_attrs["trial"]: t for t in optuna_trials(out)}

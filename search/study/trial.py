@@ -115,8 +115,11 @@ def run_trial(config: dict[str, Any], settings: TrialSettings, trial_number: int
         trained = pipeline.train(model, settings.budget, train_sets=settings.train_sets,
                                  seed=settings.seed, device=settings.train_device,
                                  data_root=settings.data_root, out_dir=str(trial_dir))
+        weights = trained.get("weights_path")
+        # relative to the study folder, so a committed or copied study still points at its files
+        weights = os.path.relpath(weights, settings.out_dir) if weights else ""
         row.update(train_time_s=trained.get("train_time_s"), steps=trained.get("steps"),
-                   final_loss=trained.get("final_loss"), weights_path=trained.get("weights_path") or "")
+                   final_loss=trained.get("final_loss"), weights_path=weights)
         if trained.get("final_loss") is not None and not math.isfinite(float(trained["final_loss"])):
             raise FloatingPointError(f"training ended with loss {trained['final_loss']}")
     else:
