@@ -227,7 +227,8 @@ class Space:
         Parameter names: ``family``; ``scale`` (``<family>.scale`` when families differ in
         scales); ``<hp>`` for a hyper-parameter sibling families share (:meth:`param_name`),
         else ``<family>.<hp>``, or ``<family>.grid`` + ``<family>.g<i>.<hp>`` for a union of
-        sub-grids (their value sets differ, so Optuna must see them as different parameters). A configuration that breaks a constraint carries ``constraint_error``.
+        sub-grids (their value sets differ, so Optuna must see them as different parameters).
+        A configuration that breaks a constraint carries ``constraint_error``.
         """
         names = list(self.families)
         family_name = names[0] if len(names) == 1 else trial.suggest_categorical("family", names)

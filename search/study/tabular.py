@@ -28,7 +28,7 @@ import pandas as pd
 
 from search.errors import UserError
 from search.space import Objective, parse_objectives
-from search.study.runner import check_initial_design
+from search.study.runner import DefineByRun, check_initial_design, enqueue_configs, enqueue_grid
 from search.paths import PUBLISHED_DIR
 from search.report.pareto import REFERENCE_POINT, hypervolume, normalise, pareto_mask
 
@@ -117,11 +117,9 @@ def run_tabular(space, objectives: str | Sequence[str], sampler: str = "nsga2", 
         trials = min(trials, len(ids))  # no configuration is evaluated twice
     if sampler == "grid":
         order = np.random.default_rng(seed).permutation(len(ids))
-        for index in order[:trials]:
-            study.enqueue_trial(_params_of(space, space.config_by_id(ids[index])))
+        enqueue_grid(study, space, DefineByRun(space), [ids[i] for i in order[:trials]])
     elif initial_design == "smallest":
-        for config in space.smallest_configurations()[:trials]:
-            study.enqueue_trial(_params_of(space, config))
+        enqueue_configs(study, space, DefineByRun(space), space.smallest_configurations()[:trials])
 
     rows: list[dict] = []
     seen: set[str] = set()
@@ -223,12 +221,3 @@ def suggest_every_gene(space, trial) -> None:
             for index, grid in enumerate(family.subgrids):
                 for hp, dim in grid.items():
                     dim.suggest(trial, space.param_name(name, hp, index))
-
-
-def _params_of(space, config: dict) -> dict:
-    """Optuna parameters that make ``space.suggest`` return ``config`` (for grid enqueueing)."""
-    from search.study.optuna_store import ReplayTrial
-
-    replay = ReplayTrial(config, space, number=0)
-    space.suggest(replay)
-    return dict(replay.params)
