@@ -26,10 +26,11 @@ import pandas as pd
 from search.paths import REPO_ROOT
 from search.report.tabular_summary import TARGET_RATIO, trials_to_target
 from search.space import load_space
-from search.study.runner import check_initial_design
+from search.study.runner import INITIAL_DESIGNS, check_initial_design
 from search.study.tabular import SAMPLER_NAMES, run_tabular
 
 OBJECTIVES = "psnr_Set14:max,speed_AGX:max"
+DEFAULT_DESIGN = INITIAL_DESIGNS[0]  # python -m search.run's default
 
 
 def main(argv=None) -> int:
@@ -40,7 +41,7 @@ def main(argv=None) -> int:
     parser.add_argument("--fraction", type=float, default=0.1, help="share of the grid's size used as trials")
     parser.add_argument("--horizon", type=float, default=None,
                         help="run on to this share of the grid for the trials-to-target curve (default: --fraction)")
-    parser.add_argument("--initial-designs", default="random,smallest",
+    parser.add_argument("--initial-designs", default=",".join(INITIAL_DESIGNS),
                         help="initial designs each sampler but grid is run with (comma-separated)")
     parser.add_argument("--out", default=str(REPO_ROOT / "reports" / "tabular"))
     args = parser.parse_args(argv)
@@ -94,9 +95,11 @@ def main(argv=None) -> int:
     for sampler, row in table.iterrows():
         lines.append(f"| {sampler} | {row['mean']:.4f} | {row['std']:.4f} | {row['min']:.4f} | {row['max']:.4f} |")
     if "smallest" in designs:
-        lines += ["", f"`+smallest`: the run starts with each family's smallest configuration at each "
-                  f"scale ({len(space.smallest_configurations())} trials, counted in the budget; "
-                  "`--initial-design smallest`), then the sampler takes over."]
+        lines += ["", f"Without a suffix, a run starts as `python -m search.run` does by default "
+                  f"(`--initial-design smallest`): each family's smallest configuration at each scale "
+                  f"({len(space.smallest_configurations())} trials, counted in the budget), then the "
+                  "sampler takes over. `+random_start`: the sampler's own start "
+                  "(`--initial-design random`)."]
     lines += [""]
     for design in designs:
         nsga2, rand = _variant("nsga2", design), _variant("random", design)
@@ -118,7 +121,8 @@ def main(argv=None) -> int:
 
 
 def _variant(sampler: str, design: str) -> str:
-    return sampler if design == "random" or sampler == "grid" else f"{sampler}+{design}"
+    """``nsga2`` under the default initial design, ``nsga2+random_start`` under another."""
+    return sampler if design == DEFAULT_DESIGN or sampler == "grid" else f"{sampler}+{design}_start"
 
 
 def variant_names(designs: list[str]) -> dict[str, tuple[str, str]]:

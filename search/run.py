@@ -43,9 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="trials at a time (default: 1 when latency is measured on this CPU, else all CPUs)")
     parser.add_argument("--data-root", help="folder holding the test/train sets (default: see docs)")
     parser.add_argument("--quiet", action="store_true", help="no per-trial lines")
-    parser.add_argument("--initial-design", choices=INITIAL_DESIGNS, default="random",
-                        help="random: the sampler's own start; smallest: each family's smallest "
-                             "configuration at each scale first, then the sampler (default: random)")
+    parser.add_argument("--initial-design", choices=INITIAL_DESIGNS, default="smallest",
+                        help="smallest: each family's smallest configuration at each scale first "
+                             "(at most a quarter of the trials), then the sampler; random: the "
+                             "sampler's own start (default: smallest)")
     parser.add_argument("--benchmark", metavar="TABLE",
                         help="tabular benchmark: a trial is a lookup in TABLE ('published' = the eSR "
                              "authors' 1185 results, or a CSV with a 'model' column); no training")

@@ -254,7 +254,8 @@ def test_rows_missing_from_the_optuna_storage_are_rebuilt_from_trials_csv(tmp_pa
 
     from search.space import csv_value, load_space
     from search.study.optuna_store import frozen_from_row
-    from search.study.runner import DefineByRun, make_sampler
+    from search.study.runner import DefineByRun
+    from search.study.samplers import configuration_of, make_sampler
 
     space = load_space(REPO_ROOT / "spaces" / "esr.yaml")
     define = DefineByRun(space)
@@ -265,20 +266,44 @@ def test_rows_missing_from_the_optuna_storage_are_rebuilt_from_trials_csv(tmp_pa
         row = {k: str(csv_value(v)) for k, v in config.items()}
         row.update(trial=str(number), status="complete", psnr_Set14="30.5", latency_ms="2.25")
         rebuilt = frozen_from_row(row, space, define, ["psnr_Set14", "latency_ms"])
-        assert rebuilt.params == trial.params
+        # every gene, as the live trial; the configuration's own ones with its values (the
+        # others, inert, at the first value of their domain)
         assert rebuilt.distributions == trial.distributions
+        _, own = configuration_of(space, trial.params)
+        assert {k: rebuilt.params[k] for k in own} == {k: trial.params[k] for k in own}
+        assert configuration_of(space, rebuilt.params)[0] == configuration_of(space, trial.params)[0]
         assert rebuilt.values == [30.5, 2.25] and rebuilt.user_attrs["config_id"] == config["config_id"]
         study.tell(trial, [30.5, 2.25])
         rdb = optuna.create_study(directions=["maximize", "minimize"])
         rdb.add_trial(rebuilt)  # valid for Optuna
 
 
+def test_nsga2_children_through_ray_tune_are_new_configurations(ray_address, tmp_path):
+    """The runner's NSGA-II (search.study.samplers): after its first generation (8 trials),
+    children are neighbours of the front that the study has not evaluated yet."""
+    space = tmp_path / "tiny25.yaml"
+    space.write_text(TINY_SPACE.replace("K: [3]", "K: [3, 5, 7]").replace("high: 2", "high: 8"))
+    out = tmp_path / "study"
+    run_study(StudyOptions(space=str(space), out=str(out), sampler="nsga2", trials=12, seed=2, verbose=0),
+              pipeline=pipeline())
+    rows = sorted(read_rows(out), key=lambda r: int(r["trial"]))
+    assert len(rows) == 12 and all(r["status"] == "complete" for r in rows)
+    generation = {t.user_attrs["trial"]: next((v for k, v in t.system_attrs.items() if k.endswith(":generation")), None)
+                  for t in optuna_trials(out)}
+    children = [i for i, r in enumerate(rows) if (generation[int(r["trial"])] or 0) >= 1]
+    assert len(children) >= 3
+    for i in children:
+        assert rows[i]["config_id"] not in {r["config_id"] for r in rows[:i]}
+
+
 def test_smallest_initial_design_runs_each_familys_smallest_configuration_first(ray_address, tmp_path):
     space = tmp_path / "tiny9.yaml"
     space.write_text(TINY_SPACE.replace("high: 2", "high: 8"))
     out = tmp_path / "study"
-    options = StudyOptions(space=str(space), out=str(out), sampler="random", trials=2, seed=1,
+    options = StudyOptions(space=str(space), out=str(out), sampler="random", trials=8, seed=1,
                            initial_design="smallest", verbose=0)
     run_study(options, pipeline=pipeline())
-    assert {r["config_id"] for r in read_rows(out)} == {"Bicubic_s2", "eSR-MAX_s2_K3_C1"}
+    rows = sorted(read_rows(out), key=lambda r: int(r["trial"]))
+    # a quarter of the 8 trials: both anchors first, then the sampler
+    assert [r["config_id"] for r in rows[:2]] == ["Bicubic_s2", "eSR-MAX_s2_K3_C1"] and len(rows) == 8
     assert json.loads((out / "study.json").read_text())["options"]["initial_design"] == "smallest"

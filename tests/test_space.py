@@ -13,7 +13,8 @@ import pytest
 from search.errors import SpaceError
 from search.paths import PUBLISHED_DIR, REPO_ROOT
 from search.space import load_space
-from search.study.runner import SAMPLERS, DefineByRun, enqueue_grid, grid_order, make_sampler
+from search.study.runner import DefineByRun, enqueue_grid, grid_order
+from search.study.samplers import SAMPLERS, make_sampler
 
 ESR_SPACE = REPO_ROOT / "spaces" / "esr.yaml"
 
@@ -77,8 +78,9 @@ def test_smallest_configurations_take_every_hyper_parameter_at_its_low_end(tmp_p
           ESPCN: {scales: [3], grid: [{D: [5, 2], S: [9]}, {D: [1], S: [6]}]}
         """)
     ids = [c["config_id"] for c in load_space(path).smallest_configurations()]
-    # the lowest number of a list (not its first entry), a range's low, the first sub-grid
-    assert ids == ["FSRCNN_s2_D12_S3_M1", "FSRCNN_s4_D12_S3_M1", "ESPCN_s3_D2_S9"]
+    # the lowest number of a list (not its first entry), a range's low, the first sub-grid;
+    # scale by scale, families in file order
+    assert ids == ["FSRCNN_s2_D12_S3_M1", "ESPCN_s3_D2_S9", "FSRCNN_s4_D12_S3_M1"]
 
 
 def test_ids_of_non_id_hparams_and_typed_objects(tmp_path):
@@ -276,7 +278,7 @@ def sample_ids(sampler: str, seed: int, n: int = 12) -> list[str]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = load_space(ESR_SPACE)
     define = DefineByRun(space)
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler(sampler, seed))
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler(sampler, seed, space))
     if sampler == "grid":
         enqueue_grid(study, space, define, grid_order([c["config_id"] for c in space.enumerate()], seed))
     sampled = []

@@ -9,7 +9,8 @@ module turns it into
   first number of trials at which the mean ratio reaches 0.98 (``trials_to_target``; null
   when the curves stop before), and the acceptance checks (NSGA-II >= 0.98 on average;
   NSGA-II above random search at the budget), for every initial design in the curves
-  (``nsga2``, ``nsga2+smallest`` against ``random``, ``random+smallest``);
+  (``nsga2`` against ``random`` under the default start, ``nsga2+random_start`` against
+  ``random+random_start``);
 * ``ratio_by_trials.csv`` (``dvc plots show``): mean ratio per sampler against trials used,
   one column per sampler (+ ``<sampler>_std``).
 
@@ -76,7 +77,7 @@ def summarise(curves: pd.DataFrame) -> dict:
                         "trials_to_target": reached[sampler]}
     summary = {"trials": budget, "horizon": int(curves["trials"].max()), "samplers": per,
                "target_ratio": TARGET_RATIO}
-    # the acceptance checks, for NSGA-II under each initial design ("nsga2", "nsga2+smallest"),
+    # the acceptance checks, for NSGA-II under each initial design ("nsga2", "nsga2+random_start"),
     # against random search under the same design
     for name in (n for n in per if n == "nsga2" or n.startswith("nsga2+")):
         summary[f"{name}_reaches_target"] = per[name]["mean"] >= TARGET_RATIO

@@ -183,16 +183,18 @@ class Space:
         list's first value; a range's ``low``), taken in the family's first sub-grid. For
         width/depth/kernel hyper-parameters that is the family's cheapest model, the anchor
         of the fast end of a quality-cost front. A corner that breaks a constraint is left out.
+        Ordered scale by scale (ascending), families in file order within a scale, so that a
+        design cut short (a small budget) still covers every family.
         """
         anchors = []
-        for family in self.families.values():
+        for family_index, family in enumerate(self.families.values()):
             grid = family.subgrids[0]
             hparams = {name: _low_end(dim) for name, dim in grid.items()}
             for scale in family.scales:
                 config = family.make_config(scale, hparams)
                 if family.violation(config) is None:
-                    anchors.append(config)
-        return anchors
+                    anchors.append(((scale, family_index), config))
+        return [config for _, config in sorted(anchors, key=lambda item: item[0])]
 
     def config_by_id(self, config_id: str) -> dict[str, Any]:
         for config in self.enumerate():
@@ -220,6 +222,33 @@ class Space:
         sharing = [f for f in self.families.values()
                    if len(f.subgrids) == 1 and f.subgrids[0].get(hp) == domain]
         return hp if len(sharing) > 1 else f"{family_name}.{hp}"
+
+    def suggest_every_gene(self, trial) -> None:
+        """Flat encoding of the conditional space: ask for every family's hyper-parameters.
+
+        Optuna's NSGA-II and multivariate TPE model only the parameters present in every
+        trial; with the define-by-run space alone (:meth:`suggest`) those are just ``family``
+        and ``scale``, and a family's own hyper-parameters would be drawn at random forever.
+        Asking for all of them each trial (the inactive ones are carried along as inert genes,
+        a standard GA encoding of conditional spaces) lets crossover and mutation act on them.
+        :meth:`suggest` then asks the same names with the same distributions and gets these
+        values back. Sibling families share the genes they declare alike (:meth:`param_name`).
+        """
+        names = list(self.families)
+        if len(names) > 1:
+            trial.suggest_categorical("family", names)
+        for name, family in self.families.items():
+            scales = list(family.scales)
+            if len(scales) > 1:
+                trial.suggest_categorical("scale" if self._shared_scales() else f"{name}.scale", scales)
+            if len(family.subgrids) == 1:
+                for hp, dim in family.subgrids[0].items():
+                    dim.suggest(trial, self.param_name(name, hp))
+            else:
+                trial.suggest_categorical(f"{name}.grid", list(range(len(family.subgrids))))
+                for index, grid in enumerate(family.subgrids):
+                    for hp, dim in grid.items():
+                        dim.suggest(trial, self.param_name(name, hp, index))
 
     def suggest(self, trial) -> dict[str, Any]:
         """Define-by-run: ask an Optuna trial for one configuration (family -> its hparams).

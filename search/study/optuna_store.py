@@ -122,7 +122,10 @@ class ReplayTrial:
     """Answers a define-by-run function's questions from a known configuration.
 
     Used to rebuild Optuna's parameters and distributions for a trials.csv row that never
-    reached the RDB storage (the process was killed in between).
+    reached the RDB storage (the process was killed in between). A gene the configuration
+    does not use (another family's, asked by :meth:`search.space.Space.suggest_every_gene`)
+    gets the first value of its domain: it does not change the configuration, and NSGA-II
+    needs every gene in every trial.
     """
 
     def __init__(self, config: dict[str, Any], space: Space, number: int):
@@ -133,6 +136,13 @@ class ReplayTrial:
         self.params: dict[str, Any] = {}
         self.distributions: dict[str, Any] = {}
         self.user_attrs: dict[str, Any] = {}
+        self._own: set[str] | None = None
+        space.suggest(self)  # which genes are the configuration's own
+        self._own = set(self.params)
+        self.params, self.distributions = {}, {}
+
+    def _inert(self, name: str) -> bool:
+        return self._own is not None and name not in self._own
 
     def _value(self, name: str) -> Any:
         if name == "family":
@@ -148,21 +158,21 @@ class ReplayTrial:
         return self.config[name.rsplit(".", 1)[-1]]  # "<family>.<hp>", "<family>.g<i>.<hp>" or "<hp>"
 
     def suggest_categorical(self, name, choices):
-        value = _optuna_choice(self._value(name))
+        value = list(choices)[0] if self._inert(name) else _optuna_choice(self._value(name))
         self.params[name], self.distributions[name] = value, self._categorical(list(choices))
         return value
 
     def suggest_int(self, name, low, high, *, step=1, log=False):
         from optuna.distributions import IntDistribution
 
-        value = int(self._value(name))
+        value = int(low if self._inert(name) else self._value(name))
         self.params[name], self.distributions[name] = value, IntDistribution(low, high, log=log, step=step)
         return value
 
     def suggest_float(self, name, low, high, *, step=None, log=False):
         from optuna.distributions import FloatDistribution
 
-        value = float(self._value(name))
+        value = float(low if self._inert(name) else self._value(name))
         self.params[name], self.distributions[name] = value, FloatDistribution(low, high, log=log, step=step)
         return value
 

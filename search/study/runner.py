@@ -47,6 +47,7 @@ from search.study.optuna_store import (
     open_rdb_storage,
 )
 from search.study.results import TrialsCsv, trial_columns
+from search.study.samplers import SAMPLERS, make_sampler
 from search.study.trial import (
     STATUS_COMPLETE,
     STATUS_FAILED,
@@ -56,10 +57,13 @@ from search.study.trial import (
     safe_trial,
 )
 
-SAMPLERS = ("grid", "random", "tpe", "nsga2")
-# random: the sampler's own start; smallest: each family's smallest configuration at each
-# scale first (Space.smallest_configurations), enqueued, then the sampler takes over.
-INITIAL_DESIGNS = ("random", "smallest")
+# smallest (default): each family's smallest configuration at each scale first
+# (Space.smallest_configurations), enqueued, at most INITIAL_DESIGN_SHARE of the trials, then
+# the sampler takes over; random: the sampler's own start.
+INITIAL_DESIGNS = ("smallest", "random")
+# As SMAC caps its initial design (max_ratio 0.25): a small study still leaves most trials to
+# the sampler (8 trials: 2 anchors; 118 trials: all 21 of spaces/esr.yaml).
+INITIAL_DESIGN_SHARE = 0.25
 DEFAULT_TRIALS = 20
 MANIFEST = "study.json"
 
@@ -82,7 +86,7 @@ class StudyOptions:
     data_root: str | None = None
     train_device: str | None = None
     verbose: int = 1
-    initial_design: str = "random"
+    initial_design: str = "smallest"
 
 
 @dataclass
@@ -114,22 +118,17 @@ def default_storage(out_dir: Path) -> str:
     return f"sqlite:///{(out_dir / 'optuna.db').resolve()}"
 
 
-def make_sampler(name: str, seed: int):
-    """Optuna sampler for ``--sampler`` (grid: configurations are enqueued, see enqueue_grid)."""
-    import optuna
-
-    if name in ("grid", "random"):
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
-    raise UserError(f"unknown sampler {name!r}; one of {', '.join(SAMPLERS)}")
-
-
 def check_initial_design(name: str) -> None:
     if name not in INITIAL_DESIGNS:
         raise UserError(f"unknown initial design {name!r}; one of {', '.join(INITIAL_DESIGNS)}")
+
+
+def initial_configurations(space: Space, design: str, trials: int) -> list[dict[str, Any]]:
+    """The configurations a study of ``trials`` trials starts with (none for ``random``)."""
+    check_initial_design(design)
+    if design == "random":
+        return []
+    return space.smallest_configurations()[:max(1, int(INITIAL_DESIGN_SHARE * trials))]
 
 
 def grid_order(config_ids: list[str], seed: int) -> list[str]:
@@ -158,15 +157,17 @@ def enqueue_configs(study, space: Space, define: "DefineByRun", configs: list[di
 
     for config in configs:
         replay = ReplayTrial(config, space, number=0)
-        define.ask(replay)
+        space.suggest(replay)  # its own genes; the others are drawn when the trial runs
         study.enqueue_trial(replay.params)
 
 
 class DefineByRun:
     """OptunaSearch's define-by-run space: asks Optuna for one configuration per trial.
 
-    Family -> scale -> that family's hyper-parameters (:meth:`search.space.Space.suggest`);
-    grid studies enqueue every configuration's answers beforehand (:func:`enqueue_grid`).
+    Every gene of the space first (:meth:`search.space.Space.suggest_every_gene`: NSGA-II and
+    multivariate TPE model only parameters present in every trial), then family -> scale ->
+    that family's hyper-parameters (:meth:`search.space.Space.suggest`); grid studies enqueue
+    every configuration's answers beforehand (:func:`enqueue_grid`).
     The trial number in trials.csv is Optuna's number plus ``number_offset`` (non-zero after
     a resume, where the in-memory study restarts its numbering). A class, not a closure, so
     that Tune can pickle the searcher into its checkpoints.
@@ -177,6 +178,7 @@ class DefineByRun:
         self.number_offset = 0
 
     def ask(self, trial) -> dict[str, Any]:
+        self.space.suggest_every_gene(trial)
         return self.space.suggest(trial)
 
     def __call__(self, trial) -> dict[str, Any]:
@@ -401,9 +403,10 @@ def run_study(options: StudyOptions, *, resume: bool = False, pipeline: TrialPip
     done = {r["config_id"] for r in rows}
     if grid_ids is not None:
         enqueue_grid(memory_study, space, define, [c for c in grid_order(grid_ids, seed) if c not in done])
-    elif options.initial_design == "smallest":
+    else:
         # on resume, only the anchors that have not finished yet
-        anchors = [c for c in space.smallest_configurations() if c["config_id"] not in done]
+        anchors = [c for c in initial_configurations(space, options.initial_design, trials_target)
+                   if c["config_id"] not in done]
         enqueue_configs(memory_study, space, define, anchors[:remaining])
     memory_storage.mirror = mirror  # from here on, finished trials are copied to the RDB
     try:
@@ -461,7 +464,7 @@ def _fit(define, options, settings, memory_storage, study_name, metric_names, mo
         space=define,
         metric=metric_names if len(metric_names) > 1 else metric_names[0],
         mode=modes if len(modes) > 1 else modes[0],
-        sampler=make_sampler(options.sampler, seed),
+        sampler=make_sampler(options.sampler, seed, define.space),
         study_name=study_name,
         storage=memory_storage,
     )

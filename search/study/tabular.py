@@ -18,7 +18,6 @@ import csv
 import json
 import logging
 import time
-import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -28,15 +27,19 @@ import pandas as pd
 
 from search.errors import UserError
 from search.space import Objective, parse_objectives
-from search.study.runner import DefineByRun, check_initial_design, enqueue_configs, enqueue_grid
+from search.study.runner import (
+    DefineByRun,
+    check_initial_design,
+    enqueue_configs,
+    enqueue_grid,
+    initial_configurations,
+)
+from search.study.samplers import SAMPLERS, make_sampler
 from search.paths import PUBLISHED_DIR
 from search.report.pareto import REFERENCE_POINT, hypervolume, normalise, pareto_mask
 
 BENCHMARKS = {"published": PUBLISHED_DIR / "esr_tests.csv"}
-SAMPLER_NAMES = ("grid", "random", "tpe", "nsga2")
-# NSGA-II with a small population gets several generations inside a 10 % budget; BLX-alpha
-# crossover for the numeric genes. Chosen on this benchmark (seeds 0-5, docs/reports.md).
-NSGA2_POPULATION = 16
+SAMPLER_NAMES = SAMPLERS
 # with duplicate elimination, give up after this many proposals per evaluation
 MAX_PROPOSALS_PER_TRIAL = 50
 
@@ -60,26 +63,6 @@ def load_table(name_or_path: str | Path) -> pd.DataFrame:
     return table.set_index("model", drop=False)
 
 
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "tpe":
-        # multivariate + group: the space is conditional (family -> its hyper-parameters)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
-    if name == "nsga2":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.NSGAIISampler(
-                seed=seed, population_size=NSGA2_POPULATION,
-                crossover=optuna.samplers.nsgaii.BLXAlphaCrossover())
-    if name == "grid":
-        # every configuration once, in a seeded order; enqueued below
-        return optuna.samplers.RandomSampler(seed=seed)
-    raise UserError(f"unknown sampler {name!r}; one of {', '.join(SAMPLER_NAMES)}")
-
-
 def grid_front(table: pd.DataFrame, ids: list[str], objectives: list[Objective]):
     """Bounds for normalisation and the full grid's hypervolume."""
     values = table.loc[ids, [o.metric for o in objectives]].to_numpy(dtype=np.float64)
@@ -92,12 +75,13 @@ def grid_front(table: pd.DataFrame, ids: list[str], objectives: list[Objective])
 def run_tabular(space, objectives: str | Sequence[str], sampler: str = "nsga2", trials: int = 100,
                 seed: int = 0, out_dir: str | Path | None = None, benchmark: str = "published",
                 progress_every: Sequence[int] | None = None, flat: bool = True,
-                unique: bool = True, keep_rows: bool = False, initial_design: str = "random") -> dict:
+                unique: bool = True, keep_rows: bool = False, initial_design: str = "smallest") -> dict:
     """Run one tabular study; write ``trials.csv`` and ``summary.json`` to ``out_dir``.
 
-    ``initial_design``: ``random`` (the sampler's own start) or ``smallest`` (the first
-    trials are :meth:`search.space.Space.smallest_configurations`, enqueued; ignored by
-    ``grid``). ``keep_rows``: also return the evaluated rows, in order, under ``"rows"``
+    ``initial_design``: ``smallest`` (the first trials are
+    :meth:`search.space.Space.smallest_configurations`, enqueued, at most a quarter of
+    ``trials``: :func:`search.study.runner.initial_configurations`; ignored by ``grid``) or
+    ``random`` (the sampler's own start). ``keep_rows``: also return the evaluated rows, in order, under ``"rows"``
     (not written).
     """
     check_initial_design(initial_design)
@@ -112,14 +96,14 @@ def run_tabular(space, objectives: str | Sequence[str], sampler: str = "nsga2", 
     directions = [o.mode for o in objs]
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(directions=[("maximize" if d == "max" else "minimize") for d in directions],
-                                sampler=make_sampler(sampler, seed))
+                                sampler=make_sampler(sampler, seed, space))
     if sampler == "grid" or unique:
         trials = min(trials, len(ids))  # no configuration is evaluated twice
     if sampler == "grid":
         order = np.random.default_rng(seed).permutation(len(ids))
         enqueue_grid(study, space, DefineByRun(space), [ids[i] for i in order[:trials]])
-    elif initial_design == "smallest":
-        enqueue_configs(study, space, DefineByRun(space), space.smallest_configurations()[:trials])
+    else:
+        enqueue_configs(study, space, DefineByRun(space), initial_configurations(space, initial_design, trials))
 
     rows: list[dict] = []
     seen: set[str] = set()
@@ -130,7 +114,7 @@ def run_tabular(space, objectives: str | Sequence[str], sampler: str = "nsga2", 
 
     def objective(trial: optuna.Trial):
         if flat:
-            suggest_every_gene(space, trial)
+            space.suggest_every_gene(trial)
         config = space.suggest(trial)
         if unique and config["config_id"] in seen:
             # pymoo-style duplicate elimination: a configuration already evaluated is not
@@ -193,31 +177,3 @@ def run_tabular(space, objectives: str | Sequence[str], sampler: str = "nsga2", 
     if keep_rows:
         summary["rows"] = rows
     return summary
-
-
-def suggest_every_gene(space, trial) -> None:
-    """Flat encoding of the conditional space: ask for every family's hyper-parameters.
-
-    Optuna's NSGA-II (and multivariate TPE) model only the parameters present in every
-    trial; with a define-by-run space those are just ``family`` and ``scale``, and a family's
-    own hyper-parameters would be drawn at random forever. Asking for all of them each trial
-    (the inactive ones are carried along as inert genes, a standard GA encoding of
-    conditional spaces) lets crossover and mutation act on them. ``space.suggest`` then asks
-    the same names with the same distributions and gets these values back. Sibling families
-    share the genes they declare alike (:meth:`search.space.Space.param_name`).
-    """
-    names = list(space.families)
-    if len(names) > 1:
-        trial.suggest_categorical("family", names)
-    for name, family in space.families.items():
-        scales = list(family.scales)
-        if len(scales) > 1:
-            trial.suggest_categorical("scale" if space._shared_scales() else f"{name}.scale", scales)
-        if len(family.subgrids) == 1:
-            for hp, dim in family.subgrids[0].items():
-                dim.suggest(trial, space.param_name(name, hp))
-        else:
-            trial.suggest_categorical(f"{name}.grid", list(range(len(family.subgrids))))
-            for index, grid in enumerate(family.subgrids):
-                for hp, dim in grid.items():
-                    dim.suggest(trial, space.param_name(name, hp, index))
