@@ -27,7 +27,8 @@ from search.paths import REPO_ROOT
 from search.report.tabular_summary import TARGET_RATIO, trials_to_target
 from search.space import load_space
 from search.study.runner import INITIAL_DESIGNS, check_initial_design
-from search.study.tabular import SAMPLER_NAMES, run_tabular
+from search.study.samplers import SAMPLERS
+from search.study.tabular import run_tabular
 
 OBJECTIVES = "psnr_Set14:max,speed_AGX:max"
 DEFAULT_DESIGN = INITIAL_DESIGNS[0]  # python -m search.run's default
@@ -128,7 +129,7 @@ def _variant(sampler: str, design: str) -> str:
 def variant_names(designs: list[str]) -> dict[str, tuple[str, str]]:
     """Report names -> (sampler, initial design); grid has its own order and runs once."""
     variants = {"grid": ("grid", "random")}
-    for sampler in SAMPLER_NAMES:
+    for sampler in SAMPLERS:
         if sampler != "grid":
             variants.update({_variant(sampler, d): (sampler, d) for d in designs})
     return variants
@@ -210,7 +211,7 @@ def _plot(curves: pd.DataFrame, path: Path, grid: int, trials: int,
     import seaborn as sns
 
     sns.set_theme(style="whitegrid")
-    palette = dict(zip(SAMPLER_NAMES, sns.color_palette(n_colors=len(SAMPLER_NAMES))))
+    palette = dict(zip(SAMPLERS, sns.color_palette(n_colors=len(SAMPLERS))))
     fig, axes = plt.subplots(1, len(designs), figsize=(6.2 * len(designs), 4.6), sharey=True, squeeze=False)
     for ax, design in zip(axes[0], designs):
         names = [v for v, (sampler, d) in variants.items() if sampler == "grid" or d == design]

@@ -280,7 +280,7 @@ def sample_ids(sampler: str, seed: int, n: int = 12) -> list[str]:
     define = DefineByRun(space)
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler(sampler, seed, space))
     if sampler == "grid":
-        enqueue_grid(study, space, define, grid_order([c["config_id"] for c in space.enumerate()], seed))
+        enqueue_grid(study, space, grid_order([c["config_id"] for c in space.enumerate()], seed))
     sampled = []
     for _ in range(n):
         trial = study.ask()

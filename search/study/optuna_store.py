@@ -122,10 +122,12 @@ class ReplayTrial:
     """Answers a define-by-run function's questions from a known configuration.
 
     Used to rebuild Optuna's parameters and distributions for a trials.csv row that never
-    reached the RDB storage (the process was killed in between). A gene the configuration
-    does not use (another family's, asked by :meth:`search.space.Space.suggest_every_gene`)
-    gets the first value of its domain: it does not change the configuration, and NSGA-II
-    needs every gene in every trial.
+    reached the RDB storage (the process was killed in between), and to enqueue known
+    configurations. It starts with the configuration's own parameters answered
+    (``params``, ``distributions``); a gene asked later that the configuration does not use
+    (another family's, asked by :meth:`search.space.Space.suggest_every_gene`) gets the first
+    value of its domain: it does not change the configuration, and NSGA-II needs every gene
+    in every trial.
     """
 
     def __init__(self, config: dict[str, Any], space: Space, number: int):
@@ -137,9 +139,8 @@ class ReplayTrial:
         self.distributions: dict[str, Any] = {}
         self.user_attrs: dict[str, Any] = {}
         self._own: set[str] | None = None
-        space.suggest(self)  # which genes are the configuration's own
+        space.suggest(self)  # the configuration's own genes
         self._own = set(self.params)
-        self.params, self.distributions = {}, {}
 
     def _inert(self, name: str) -> bool:
         return self._own is not None and name not in self._own

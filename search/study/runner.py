@@ -140,7 +140,7 @@ def grid_order(config_ids: list[str], seed: int) -> list[str]:
     return order
 
 
-def enqueue_grid(study, space: Space, define: "DefineByRun", config_ids: list[str]) -> None:
+def enqueue_grid(study, space: Space, config_ids: list[str]) -> None:
     """Grid search the Optuna way: every configuration becomes an enqueued trial, asked in order.
 
     Each carries the same parameters a sampler would have chosen for it (family, scale,
@@ -148,17 +148,16 @@ def enqueue_grid(study, space: Space, define: "DefineByRun", config_ids: list[st
     studies look alike in the storage and the dashboard.
     """
     by_id = {c["config_id"]: c for c in space.enumerate()}
-    enqueue_configs(study, space, define, [by_id[i] for i in config_ids])
+    enqueue_configs(study, space, [by_id[i] for i in config_ids])
 
 
-def enqueue_configs(study, space: Space, define: "DefineByRun", configs: list[dict[str, Any]]) -> None:
-    """Enqueue known configurations (grid points, an initial design) with their parameters."""
+def enqueue_configs(study, space: Space, configs: list[dict[str, Any]]) -> None:
+    """Enqueue known configurations (grid points, an initial design) with their own
+    parameters; the space's other genes are drawn when the trial runs."""
     from search.study.optuna_store import ReplayTrial
 
     for config in configs:
-        replay = ReplayTrial(config, space, number=0)
-        space.suggest(replay)  # its own genes; the others are drawn when the trial runs
-        study.enqueue_trial(replay.params)
+        study.enqueue_trial(ReplayTrial(config, space, number=0).params)
 
 
 class DefineByRun:
@@ -402,12 +401,12 @@ def run_study(options: StudyOptions, *, resume: bool = False, pipeline: TrialPip
     define.number_offset = (max(numbers) + 1 if numbers else 0) - len(history)
     done = {r["config_id"] for r in rows}
     if grid_ids is not None:
-        enqueue_grid(memory_study, space, define, [c for c in grid_order(grid_ids, seed) if c not in done])
+        enqueue_grid(memory_study, space, [c for c in grid_order(grid_ids, seed) if c not in done])
     else:
         # on resume, only the anchors that have not finished yet
         anchors = [c for c in initial_configurations(space, options.initial_design, trials_target)
                    if c["config_id"] not in done]
-        enqueue_configs(memory_study, space, define, anchors[:remaining])
+        enqueue_configs(memory_study, space, anchors[:remaining])
     memory_storage.mirror = mirror  # from here on, finished trials are copied to the RDB
     try:
         summary.ran_now, summary.fit_s = _fit(define, options, settings, memory_storage, study_name, metric_names,

@@ -27,19 +27,12 @@ import pandas as pd
 
 from search.errors import UserError
 from search.space import Objective, parse_objectives
-from search.study.runner import (
-    DefineByRun,
-    check_initial_design,
-    enqueue_configs,
-    enqueue_grid,
-    initial_configurations,
-)
-from search.study.samplers import SAMPLERS, make_sampler
+from search.study.runner import check_initial_design, enqueue_configs, enqueue_grid, initial_configurations
+from search.study.samplers import make_sampler
 from search.paths import PUBLISHED_DIR
 from search.report.pareto import REFERENCE_POINT, hypervolume, normalise, pareto_mask
 
 BENCHMARKS = {"published": PUBLISHED_DIR / "esr_tests.csv"}
-SAMPLER_NAMES = SAMPLERS
 # with duplicate elimination, give up after this many proposals per evaluation
 MAX_PROPOSALS_PER_TRIAL = 50
 
@@ -101,9 +94,9 @@ def run_tabular(space, objectives: str | Sequence[str], sampler: str = "nsga2", 
         trials = min(trials, len(ids))  # no configuration is evaluated twice
     if sampler == "grid":
         order = np.random.default_rng(seed).permutation(len(ids))
-        enqueue_grid(study, space, DefineByRun(space), [ids[i] for i in order[:trials]])
+        enqueue_grid(study, space, [ids[i] for i in order[:trials]])
     else:
-        enqueue_configs(study, space, DefineByRun(space), initial_configurations(space, initial_design, trials))
+        enqueue_configs(study, space, initial_configurations(space, initial_design, trials))
 
     rows: list[dict] = []
     seen: set[str] = set()
