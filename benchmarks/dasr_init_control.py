@@ -23,9 +23,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from search.errors import cli_main  # noqa: E402
 from search.paths import REPO_ROOT  # noqa: E402
 
 
+@cli_main
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mixture", type=int, default=5, help="K: scale the init by 1/sqrt(K)")

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from search.data import find_test_set, read_image  # noqa: E402
+from search.errors import cli_main  # noqa: E402
 from search.evaluate import evaluate_model, get_protocol  # noqa: E402
 from search.evaluate.evaluator import prepare_samples, sample_reference  # noqa: E402
 from search.models import create_model, load_weights, released_weights_path  # noqa: E402
@@ -203,6 +204,7 @@ def summarize(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+@cli_main
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))

@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from search.errors import cli_main  # noqa: E402
 from search.study import StudyOptions, TrialPipeline, run_study  # noqa: E402
 
 SPACE = textwrap.dedent("""\
@@ -134,12 +135,13 @@ def run_suite(space: Path, trials: int, out: Path) -> tuple[float, float]:
     return elapsed / trials, summary.fit_s / trials
 
 
-def main() -> None:
+@cli_main
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--num-cpus", type=int, default=2)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     import ray
     import ray.cloudpickle
@@ -178,7 +180,8 @@ def main() -> None:
     suite_fit = statistics.median(r[1] for r in runs["suite"])
     print(f"for reference: Ray Tune + OptunaSearch alone (in memory, no suite code) {tune_optuna * 1000:.1f} ms/trial "
           f"(Tuner.fit); suite / that = {suite_fit / tune_optuna:.3f}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from search.errors import cli_main
 from search.paths import REPO_ROOT
 from search.report.tabular_summary import TARGET_RATIO, trials_to_target
 from search.space import load_space
@@ -34,6 +35,7 @@ OBJECTIVES = "psnr_Set14:max,speed_AGX:max"
 DEFAULT_DESIGN = INITIAL_DESIGNS[0]  # python -m search.run's default
 
 
+@cli_main
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", default=str(REPO_ROOT / "spaces" / "esr.yaml"))

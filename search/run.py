@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from search.errors import UserError, cli_main
+from search.errors import UserError, cli_main, set_crash_log_dir, set_interrupt_hint
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,8 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "configuration; results go to OUT/trials.csv and an Optuna storage.",
     )
     parser.add_argument("space", help="space file (spaces/*.yaml)")
-    parser.add_argument("--device", default="cpu", help="device profile whose latency is measured or predicted (default: cpu)")
-    parser.add_argument("--sampler", choices=SAMPLERS, default="tpe",
+    parser.add_argument("--device", help="device profile whose latency is measured or predicted (default: cpu)")
+    parser.add_argument("--sampler", choices=SAMPLERS,
                         help="grid: every configuration once; random; tpe; nsga2 (default: tpe)")
     parser.add_argument("--trials", type=int, help="number of trials (default: the whole grid for grid, else 20)")
     parser.add_argument("--budget", help="training budget from params.yaml: smoke, quick, paper (default: the space's)")
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="trials at a time (default: 1 when latency is measured on this CPU, else all CPUs)")
     parser.add_argument("--data-root", help="folder holding the test/train sets (default: see docs)")
     parser.add_argument("--quiet", action="store_true", help="no per-trial lines")
-    parser.add_argument("--initial-design", choices=INITIAL_DESIGNS, default="smallest",
+    parser.add_argument("--initial-design", choices=INITIAL_DESIGNS,
                         help="smallest: each family's smallest configuration at each scale first "
                              "(at most a quarter of the trials), then the sampler; random: the "
                              "sampler's own start (default: smallest)")
@@ -55,8 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli_main
 def main(argv=None) -> int:
+    from search.profile.cluster import prepare_ray_environment
+
+    prepare_ray_environment()  # before Ray is imported: it reads RAY_AUTH_MODE once
     args = build_parser().parse_args(argv)
-    from search.study.runner import StudyOptions, dry_run, run_study
+    from search.study.runner import StudyOptions, dry_run, redact_url, run_study
 
     if args.dry_run:
         dry_run(args.space, args.out)
@@ -73,9 +76,14 @@ def main(argv=None) -> int:
         address=args.address, num_cpus=args.num_cpus, concurrency=args.concurrency,
         data_root=args.data_root, verbose=0 if args.quiet else 1, initial_design=args.initial_design,
     )
+    # an internal error's traceback goes to the study folder (a temp file until it exists)
+    set_crash_log_dir(args.out)
+    set_interrupt_hint(f"finished trials are kept; continue with: python -m search.run {args.space} "
+                       f"--out {args.out} --resume")
     summary = run_study(options, resume=args.resume)
-    print(f"{summary.study_name}: {summary.completed} complete, {summary.failed} failed of "
-          f"{summary.trials_target} -> {summary.csv_path} (Optuna: {summary.storage})")
+    retry = f", {summary.to_retry} to run again on --resume (the machine failed them)" if summary.to_retry else ""
+    print(f"{summary.study_name}: {summary.completed} complete, {summary.failed} failed{retry} of "
+          f"{summary.trials_target} -> {summary.csv_path} (Optuna: {redact_url(summary.storage)})")
     return 0
 
 
@@ -86,9 +94,9 @@ def _run_tabular(args) -> int:
     if not args.objectives:
         raise UserError("--benchmark needs --objectives, e.g. psnr_Set14:max,speed_AGX:max")
     space = load_space(args.space)
-    summary = run_tabular(space, args.objectives, sampler=args.sampler, trials=args.trials or 100,
+    summary = run_tabular(space, args.objectives, sampler=args.sampler or "tpe", trials=args.trials or 100,
                           seed=args.seed or 0, out_dir=args.out, benchmark=args.benchmark,
-                          initial_design=args.initial_design)
+                          initial_design=args.initial_design or "smallest")
     where = f" -> {args.out}/trials.csv, summary.json" if args.out else ""
     print(f"{summary['sampler']} seed {summary['seed']}: {summary['trials']} trials, hypervolume "
           f"{summary['hypervolume']:.4f} = {summary['hypervolume_ratio']:.3f} of the full grid's"

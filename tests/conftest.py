@@ -14,6 +14,9 @@ import torch
 from search.paths import REPO_ROOT, SHARED_ROOT, SHIPPED_DATA
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# As the suite's commands do before Ray is imported (search.profile.cluster), so that every
+# Ray instance of the test session, and each command run in-process, uses one auth mode.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 WEIGHTS = SHARED_ROOT / "weights"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from search.models import create_model, list_families
 from search.profile import count_flops, count_params, flops_breakdown, lr_shape_for

@@ -114,3 +114,32 @@ def test_nsga2_needs_the_space_and_unknown_samplers_are_user_errors():
         make_sampler("nsga2", 0)
     with pytest.raises(UserError, match="unknown sampler 'cmaes'"):
         make_sampler("cmaes", 0)
+
+
+@pytest.mark.parametrize("name", ["grid", "random", "tpe", "nsga2"])
+def test_every_cli_sampler_survives_pickling_and_continues_as_the_original(name):
+    """Ray Tune pickles the searcher (and its sampler) when a Tuner is built; optuna 5.1 put a
+    threading.Lock into its GA samplers, which made every --sampler nsga2 search crash."""
+    import pickle
+    import threading
+
+    space = load_space(REPO_ROOT / "spaces" / "esr.yaml")
+    sampler = make_sampler(name, 5, space)
+    sampler._probe_lock = threading.RLock()  # a lock a future Optuna might add to any sampler
+    copy = pickle.loads(pickle.dumps(sampler))
+    assert isinstance(copy._probe_lock, type(threading.RLock())) and copy._probe_lock is not sampler._probe_lock
+    with copy._probe_lock:  # a usable lock, not a placeholder
+        pass
+
+    def suggestions(s):
+        study = optuna.create_study(directions=["maximize", "maximize"], sampler=s)
+        define = DefineByRun(space)
+        ids = []
+        for _ in range(12):
+            trial = study.ask()
+            config = define.ask(trial)
+            ids.append(config["config_id"])
+            study.tell(trial, [float(config["scale"]), -float(len(config["config_id"]))])
+        return ids
+
+    assert suggestions(copy) == suggestions(make_sampler(name, 5, space))

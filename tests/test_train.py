@@ -120,7 +120,7 @@ def test_same_seed_same_weights_in_another_process(small_train_dir, tmp_path):
     model = create_model("eSR-TM_s2_K3_C2")
     result = train_model(model, SMOKE, train_sets=(small_train_dir,), seed=3, progress=False)
     assert float(child.stdout.strip().splitlines()[-1]) == result["final_loss"]
-    theirs = torch.load(tmp_path / "child" / "weights.pt", weights_only=True)
+    theirs = torch.load(tmp_path / "child" / "weights.pt", weights_only=True)["state_dict"]
     for key, value in model.state_dict().items():
         assert torch.equal(value, theirs[key])
 
@@ -333,3 +333,11 @@ def test_learning_rate_schedules():
     warm = resolve_budget({"steps": 100, "lr": 1.0, "lr_schedule": "constant", "warmup_steps": 4})
     assert learning_rate_at(0, warm) == pytest.approx(0.25)
     assert learning_rate_at(10, warm) == 1.0
+
+
+def test_a_loss_that_blows_up_but_stays_finite_is_diverged(small_train_dir):
+    """lr 1e8 (probe): the loss ends near 1e7 with every value finite; the trial used to be
+    recorded complete at 7 dB and could reach the front."""
+    model = create_model("eSR-CNN_s2_C4_D1_S4")
+    with pytest.raises(TrainingDiverged, match="rose from"):
+        train_model(model, {**SMOKE, "lr": 1.0e8}, train_sets=(small_train_dir,), progress=False)

@@ -73,9 +73,17 @@ def resize_matrix(in_length: int, out_length: int, scale: float, antialiasing: b
     return matrix
 
 
-def _round_uint8(values: np.ndarray) -> np.ndarray:
+# Largest temporary of gathered taps per 1-D pass (bytes); a block of output rows at a time.
+_GATHER_BYTES = 64 * 2**20
+
+
+def _round_uint8(values: np.ndarray, *, inplace: bool = False) -> np.ndarray:
     # MATLAB's uint8() rounds half away from zero and saturates.
-    return np.clip(np.floor(values + 0.5), 0, 255)
+    if not inplace:
+        return np.clip(np.floor(values + 0.5), 0, 255)
+    np.add(values, 0.5, out=values)
+    np.floor(values, out=values)
+    return np.clip(values, 0, 255, out=values)
 
 
 def _output_shape(in_shape, scale, output_shape):
@@ -112,9 +120,18 @@ def imresize(img: np.ndarray, scale: float | None = None, output_shape=None,
             continue
         indices, weights = contributions(in_len, out_len, dim_scale, antialiasing)
         moved = np.moveaxis(data, dim, 0)                  # resized axis first
-        gathered = moved[indices]                          # out x taps x ...
-        shape = weights.shape + (1,) * (moved.ndim - 1)
-        data = np.moveaxis((gathered * weights.reshape(shape)).sum(axis=1), 0, dim)
+        shape = (-1,) + weights.shape[1:] + (1,) * (moved.ndim - 1)
+        # The taps are gathered (out x taps x ...) for a block of output rows at a time, so
+        # the temporary stays under _GATHER_BYTES for large images; each row's sum is the
+        # one a single gather of all rows computes.
+        row_bytes = weights.shape[1] * (moved.size // max(1, in_len)) * 8
+        block = max(1, _GATHER_BYTES // max(1, row_bytes))
+        out = np.empty((out_len,) + moved.shape[1:], dtype=np.float64)
+        for start in range(0, out_len, block):
+            stop = min(out_len, start + block)
+            gathered = moved[indices[start:stop]]          # rows x taps x ...
+            out[start:stop] = (gathered * weights[start:stop].reshape(shape)).sum(axis=1)
+        data = np.moveaxis(out, 0, dim)
         if is_uint8:
-            data = _round_uint8(data)
+            data = _round_uint8(data, inplace=True)  # data is this pass's own output
     return data

@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import csv
 import fnmatch
-import json
 import sys
 import time
 from pathlib import Path
 
 from search.errors import ModelIdError, UserError, WeightsError, cli_main
+from search.jsonio import dumps_json
 
 DEFAULT_SETS = ("Set5", "Set14")
 
@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default), 'y' = it is its own Y (canonical SRCNN/VDSR Set14 tables)")
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object on stdout (a non-finite value, e.g. the "
+                             "infinite PSNR of an exact output, is null)")
     parser.add_argument("--csv", metavar="FILE", help="write one row per model to this CSV file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return parser
@@ -212,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {out} ({len(rows)} models, {elapsed:.1f} s)", file=sys.stderr)
     if args.json:
         payload = results if batch else next(iter(results.values()))
-        print(json.dumps(payload))
+        print(dumps_json(payload))
     elif batch and not args.csv:
         for row in rows:
             parts = [f"{k[5:]} {row[k]:.4f}" for k in row if k.startswith("psnr_")]

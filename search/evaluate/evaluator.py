@@ -7,6 +7,7 @@ MATLAB resizing once. Inference runs under ``torch.inference_mode``; metrics run
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -18,8 +19,8 @@ from torch import nn
 
 from search.data.datasets import TestSet, find_test_set
 from search.data.images import read_image
-from search.errors import UserError
-from search.evaluate.metrics import psnr, ssim, ssim_reference
+from search.errors import DataError, UserError
+from search.evaluate.metrics import SSIM_WINDOW, psnr, ssim, ssim_reference
 from search.evaluate.protocols import Protocol, Sample, get_protocol
 from search.torch_device import resolve_torch_device
 
@@ -74,13 +75,22 @@ def _file_key(path: Path) -> tuple:
     return (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
 
 
+def _check_image_size(image: np.ndarray, path: Path, scale: int, protocol: Protocol) -> None:
+    """DataError when ``image`` is too small to score at ``scale`` (see Protocol.min_image_side)."""
+    height, width = image.shape[:2]
+    minimum = protocol.min_image_side(scale)
+    if height < minimum or width < minimum:
+        raise DataError(
+            f"image is {width}x{height}, smaller than the minimum {minimum}x{minimum} for scale "
+            f"{scale} (cropped to a multiple of {scale}, {protocol.border(scale)} px shaved per side, "
+            f"the {SSIM_WINDOW}x{SSIM_WINDOW} SSIM window must fit)", path=path)
+
+
 def prepare_sample(test_set: TestSet, image_path: Path, scale: int, color: str,
                    protocol: Protocol) -> Sample:
     """The cached :class:`Sample` of one image (DataError for a missing/corrupt file)."""
     image_path = Path(image_path)
     if not image_path.is_file():
-        from search.errors import DataError
-
         raise DataError("image not found", path=image_path)
     global _cache_used
     key = (_file_key(image_path), int(scale), color, protocol.key)
@@ -89,6 +99,7 @@ def prepare_sample(test_set: TestSet, image_path: Path, scale: int, color: str,
         _sample_cache.move_to_end(key)
         return cached[0]
     image = read_image(image_path)
+    _check_image_size(image, image_path, int(scale), protocol)
     lr_image = None
     if protocol.lr_from_files:
         lr_path = test_set.lr_path(image_path, scale)
@@ -143,6 +154,25 @@ def _fit_output(sr: torch.Tensor, size: tuple[int, int], border: int, model: nn.
     return sr[..., border:height - border, border:width - border]
 
 
+@contextlib.contextmanager
+def _ieee_fp32(device: torch.device):
+    """On CUDA, convolutions and matmuls in full fp32 for the call (TF32 off, then restored).
+
+    cuDNN convolutions default to TF32 on Ampere and later GPUs, which keeps 10 mantissa
+    bits: scores would then depend on the GPU. Evaluation is not the bottleneck of a trial.
+    """
+    if device.type != "cuda":
+        yield
+        return
+    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def evaluate_model(model: nn.Module, test_sets, *, protocol: str | Protocol | None = None,
                    device: str | torch.device = "cpu", data_root: str | os.PathLike | None = None,
                    progress: bool = True, scale: int | None = None) -> dict[str, dict]:
@@ -150,7 +180,8 @@ def evaluate_model(model: nn.Module, test_sets, *, protocol: str | Protocol | No
 
     ``test_sets``: names (resolved under the data roots), folders or :class:`TestSet`.
     ``protocol=None`` uses the model family's default protocol. Values are means over the
-    images of a set (PSNR in dB averaged per image, as in the SR literature).
+    images of a set (PSNR in dB averaged per image, as in the SR literature). On CUDA the
+    model runs in full fp32 (TF32 off during the call), so scores match the CPU's.
     """
     sets = _as_test_sets(test_sets, data_root)
     proto = resolve_protocol(model, protocol)
@@ -174,7 +205,7 @@ def evaluate_model(model: nn.Module, test_sets, *, protocol: str | Protocol | No
                    leave=False, dynamic_ncols=True)
     results: dict[str, dict] = {}
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), _ieee_fp32(device):
             for test_set in sets:
                 psnrs, ssims = [], []
                 for image_path in test_set.images:

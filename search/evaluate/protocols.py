@@ -32,6 +32,7 @@ from search.data.color import gray2y, rgb2y
 from search.data.images import mod_crop
 from search.data.imresize import imresize
 from search.errors import UserError
+from search.evaluate.metrics import SSIM_WINDOW
 
 _GRAY_WEIGHTS = {
     # name: weights applied to the array's channels 0, 1, 2 (float, unrounded)
@@ -84,6 +85,17 @@ class Protocol:
 
     def border(self, scale: int) -> int:
         return int(scale)
+
+    def min_image_side(self, scale: int) -> int:
+        """Smallest HR height/width this protocol can score at ``scale``.
+
+        The HR image is mod-cropped to a multiple of ``scale`` and :meth:`border` pixels are
+        shaved on each side; the SSIM window (``SSIM_WINDOW`` x ``SSIM_WINDOW``) must still
+        fit: the smallest multiple of ``scale`` that is at least ``SSIM_WINDOW + 2 border``.
+        """
+        scale = int(scale)
+        need = SSIM_WINDOW + 2 * self.border(scale)
+        return -(-need // scale) * scale
 
     # ------------------------------------------------------------------ preparation
     def crop_hr(self, image: np.ndarray, scale: int) -> np.ndarray:

@@ -12,13 +12,13 @@ Sub-commands::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from pathlib import Path
 
+from search.jsonio import dumps_json
 from search.errors import UserError, cli_main
-from search.paths import REPO_ROOT
+from search.profile.cluster import check_cluster_reachable, prepare_ray_environment
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -92,6 +92,7 @@ def _cmd_profile(args) -> int:
     if args.ray_address:
         import ray
 
+        check_cluster_reachable(args.ray_address)
         ray.init(address=args.ray_address, log_to_driver=False, logging_level="ERROR")
         config = {"model_id": args.model, "weights": args.weights} if args.weights else args.model
         result = profile_on_device(config, profile, output_size=size)
@@ -99,7 +100,7 @@ def _cmd_profile(args) -> int:
         measure = True if args.measure else (False if args.predict else None)
         result = profile_model(_model(args.model, args.weights), profile, output_size=size, measure=measure)
     if args.json:
-        print(json.dumps(result))
+        print(dumps_json(result))
     else:
         spread = result.get("latency_iqr_ms")
         spread_text = f" (IQR {spread:.2f} ms)" if spread is not None else ""
@@ -158,7 +159,7 @@ def _cmd_predictor(args) -> int:
                     "gmacs": round(float(data.features[i, P.FEATURE_NAMES.index("macs")]), 6),
                 })
         if args.json:
-            print(json.dumps(summary))
+            print(dumps_json(summary))
         else:
             print(f"{profile.name} ({profile.published_column}, {cv['n']} models, {args.cv}-fold CV): "
                   f"within +-10% {cv['within_10pct']:.1%}, within +-20% {cv['within_20pct']:.1%}, "
@@ -220,6 +221,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _one_line_warning  # a CLI shows the message, not our source line
+    prepare_ray_environment()  # before Ray is imported: it reads RAY_AUTH_MODE once
     args = _build_parser().parse_args(argv)
     warnings.filterwarnings("once")
     handler = {"profile": _cmd_profile, "predictor": _cmd_predictor, "onnx": _cmd_onnx,

@@ -23,12 +23,12 @@ Writes ``front_comparison.csv`` (one row per front member or difference), ``.md`
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from search.jsonio import dumps_json
 from search.errors import UserError, cli_main
 from search.paths import PUBLISHED_DIR, REPO_ROOT
 from search.report.pareto import pareto_mask
@@ -161,7 +161,7 @@ def write_report(released: Path, out: Path, tolerance: float = TOLERANCE_DB) -> 
     metrics = {"verdict": overall, "tolerance_db": tolerance, "models": int(len(table)),
                "comparisons": summaries,
                **{f"{s['test_set']}_{s['scope']}_differences": s["differences"] for s in summaries}}
-    (out / "front_comparison.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / "front_comparison.json").write_text(dumps_json(metrics, indent=2) + "\n")
     lines = ["# eSR: published front vs the front of the suite's own evaluation", "",
              f"Objectives: PSNR (max) and published Jetson AGX speed `{SPEED}` (max). Models: {len(table)} "
              f"released models evaluated by `benchmarks/esr_released_eval.py` (`{released.name}`). A front "

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from search.jsonio import dumps_json
 from search.errors import UserError, cli_main
 from search.report.pareto import REFERENCE_POINT, hypervolume, normalise, pareto_mask
 
@@ -234,7 +235,7 @@ def write_report(trials: pd.DataFrame, manifest: dict, out: Path, objectives, ti
     out.mkdir(parents=True, exist_ok=True)
     front, metrics = front_table(trials, objectives)
     front.to_csv(out / "pareto.csv", index=False)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / "metrics.json").write_text(dumps_json(metrics, indent=2) + "\n")
     shown = ["config_id", "family", "scale"] + [c for c, _ in objectives]
     shown += [c for c in ("params", "flops", "latency_ms", "latency_source") if c in front and c not in shown]
     lines = [f"# Pareto front: {title}", "",
@@ -252,7 +253,7 @@ def write_report(trials: pd.DataFrame, manifest: dict, out: Path, objectives, ti
         y = psnr_column(objectives, done.columns)
         bicubic = bicubic_psnr(manifest, sorted(done["scale"].astype(int).unique()), y[5:])
         metrics["bicubic_psnr"] = {f"x{s}": v for s, v in bicubic.items()}
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        (out / "metrics.json").write_text(dumps_json(metrics, indent=2) + "\n")
     if len(done):
         plot_front(trials, front, objectives, manifest, out / "front.png", title, bicubic)
     return metrics

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 from collections import defaultdict
 from pathlib import Path
 
+from search.jsonio import dumps_json
 from search.errors import UserError, cli_main
 from search.paths import PUBLISHED_DIR, REPO_ROOT
 
@@ -344,7 +344,7 @@ def build_tables(out: Path, papers=PAPERS, inputs: Inputs | None = None) -> dict
         if paper not in BUILDERS:
             raise UserError(f"unknown paper {paper!r}; one of {', '.join(PAPERS)}")
         summary.update(BUILDERS[paper](inputs, Path(out)))
-    (Path(out) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (Path(out) / "summary.json").write_text(dumps_json(summary, indent=2) + "\n")
     return summary
 
 
@@ -355,7 +355,7 @@ def main(argv=None) -> int:
     parser.add_argument("--papers", default=",".join(PAPERS), help="comma-separated subset of " + ",".join(PAPERS))
     args = parser.parse_args(argv)
     summary = build_tables(args.out, [p.strip() for p in args.papers.split(",") if p.strip()])
-    print(json.dumps(summary))
+    print(dumps_json(summary))
     return 0
 
 

@@ -20,11 +20,11 @@ module turns it into
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import pandas as pd
 
+from search.jsonio import dumps_json
 from search.errors import UserError, cli_main
 
 TARGET_RATIO = 0.98
@@ -97,8 +97,8 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     by_trials(curves).to_csv(args.out / "ratio_by_trials.csv", index=False, float_format="%.6f")
     summary = summarise(curves)
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary))
+    (args.out / "summary.json").write_text(dumps_json(summary, indent=2) + "\n")
+    print(dumps_json(summary))
     return 0
 
 

@@ -4,6 +4,11 @@ The validator is hand-written rather than a JSON schema so that each message can
 exact key (``families.ESPCN.grid[1].S``) and say what is wrong in words; it also checks what
 a schema cannot: that families exist in the registry, that hyper-parameters are arguments
 of the family's constructor, and that cross-field constraints hold.
+
+A space file is untrusted input: every size the loader works with is bounded (file bytes,
+YAML nesting, expression length, grid cardinality, constraint work), each by a named
+constant, so that a hostile file is one SpaceError within about a second, never a hang,
+a MemoryError or a traceback. The limits are listed in docs/spaces.md.
 """
 
 from __future__ import annotations
@@ -11,19 +16,23 @@ from __future__ import annotations
 import inspect
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from search.errors import ModelIdError, SpaceError
-from search.space.constraints import Constraint, ConstraintSyntaxError
+from search.errors import ModelIdError, SpaceError, UserError
+from search.space.constraints import Constraint, ConstraintEvalError, ConstraintSyntaxError
+from search.space.safe_yaml import load_yaml
 from search.space.space import (
+    MAX_GRID_CONFIGURATIONS,
     RESERVED_FIELDS,
     FamilyConstraint,
     FamilySpace,
     Space,
     StudySettings,
+    count_text,
     parse_objectives,
 )
 from search.space.values import Choice, Dimension, Fixed, FloatRange, IntRange, format_value
@@ -35,6 +44,24 @@ RANGE_KEYS = ("low", "high", "step", "log")
 CONSTRAINT_KEYS = ("expr", "on_violation", "message")
 DEFAULT_OBJECTIVES = "psnr_{test_set}:max,latency_ms:min"
 
+# Largest space file read. The shipped ones are under 2 KiB; the pure-Python YAML parser
+# (needed for the checks in safe_yaml) reads about 64 KiB per second.
+MAX_FILE_BYTES = 64 * 1024
+# Expression nodes evaluated when a family's constraints are checked on every grid point at
+# load time (grid points x nodes of all its constraints): about a second of evaluation.
+MAX_CONSTRAINT_WORK = 2_000_000
+# Largest upscaling factor: SR papers use x2..x8 (x16 at most); a model at x10**20 would
+# only fail (or exhaust memory) inside a trial.
+MAX_SCALE = 16
+# numpy's legacy RNG (Optuna's samplers, seed_everything) takes seeds below 2**32.
+MAX_SEED = 2**32 - 1
+# A study name becomes the Optuna study name and part of file names.
+MAX_NAME_CHARS = 100
+# Values and messages are cut to this length, so that an error stays one readable line
+# even when the offending value is a 60 KB string.
+MAX_SHOWN_CHARS = 80
+MAX_MESSAGE_CHARS = 1000
+
 
 class _Problem(Exception):
     """A validation problem at ``key``; turned into a SpaceError carrying the file."""
@@ -43,12 +70,20 @@ class _Problem(Exception):
         super().__init__(f"{key}: {message}" if key else message)
 
 
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _type_name(value: Any) -> str:
     if value is None:
         return "nothing (null)"
-    return {dict: "a mapping", list: "a list", str: f"the text {value!r}", bool: f"{value}"}.get(
-        type(value), f"{type(value).__name__} {value!r}"
-    )
+    if isinstance(value, (dict, list)):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    if isinstance(value, bool):
+        return f"{value}"
+    if isinstance(value, str):
+        return f"the text {_shorten(repr(value), MAX_SHOWN_CHARS)}"
+    return f"{type(value).__name__} {_shorten(repr(value), MAX_SHOWN_CHARS)}"
 
 
 def _expect_mapping(value: Any, key: str) -> dict:
@@ -112,10 +147,12 @@ def _choices(values: Any, key: str) -> Dimension:
     if not values:
         raise _Problem(key, "empty list of choices")
     checked = [_check_value(v, f"{key}[{i}]") for i, v in enumerate(values)]
-    texts = [format_value(v) for v in checked]
-    for i, text in enumerate(texts):
-        if text in texts[:i]:
-            raise _Problem(f"{key}[{i}]", f"duplicate choice {text}")
+    seen: set[str] = set()
+    for i, value in enumerate(checked):
+        text = format_value(value)
+        if text in seen:
+            raise _Problem(f"{key}[{i}]", f"duplicate choice {_shorten(text, MAX_SHOWN_CHARS)}")
+        seen.add(text)
     return Choice(tuple(checked))
 
 
@@ -140,8 +177,18 @@ def _range(spec: dict, key: str) -> Dimension:
     if log and step is not None and step != 1:
         raise _Problem(key, "a log range cannot have a step")
     if isinstance(low, int) and isinstance(high, int) and (step is None or isinstance(step, int)):
-        return IntRange(low, high, step or 1, log)
-    return FloatRange(float(low), float(high), None if step is None else float(step), log)
+        dimension = IntRange(low, high, step or 1, log)
+    else:
+        try:
+            dimension = FloatRange(float(low), float(high), None if step is None else float(step), log)
+        except OverflowError:  # an integer end beyond the float range
+            raise _Problem(key, "a float range's ends must be within +-1.8e308") from None
+    if dimension.size is not None and dimension.size > MAX_GRID_CONFIGURATIONS:
+        hint = ("raise the step, or drop it: a float range without step is sampled, not listed"
+                if isinstance(dimension, FloatRange) else "narrow the range or raise its step")
+        raise _Problem(key, f"{count_text(dimension.size)} values; a grid dimension may have at most "
+                       f"{MAX_GRID_CONFIGURATIONS:,} ({hint})")
+    return dimension
 
 
 def _dimension(spec: Any, key: str) -> Dimension:
@@ -170,6 +217,9 @@ def _scales(value: Any, key: str) -> tuple[int, ...]:
     for i, scale in enumerate(value):
         if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
             raise _Problem(f"{key}[{i}]", f"a scale must be a positive integer, got {_type_name(scale)}")
+        if scale > MAX_SCALE:
+            raise _Problem(f"{key}[{i}]", f"scale {_shorten(str(scale), MAX_SHOWN_CHARS)} is too large "
+                           f"(at most {MAX_SCALE})")
     if len(set(value)) != len(value):
         raise _Problem(key, "duplicate scale")
     return tuple(value)
@@ -233,6 +283,21 @@ def _constraints(spec: Any, key: str, fields: list[str]) -> list[FamilyConstrain
     return constraints
 
 
+def _check_grid_size(family: FamilySpace, key: str) -> None:
+    """Refuse a grid too large to list, and constraints too costly to check on every point."""
+    size = family.size
+    if size is None:
+        return
+    if size > MAX_GRID_CONFIGURATIONS:
+        raise _Problem(key, f"{count_text(size)} configurations; a family's grid may have at most "
+                       f"{MAX_GRID_CONFIGURATIONS:,} (narrow its ranges or raise their steps)")
+    nodes = sum(item.constraint.size for item in family.constraints)
+    if size * nodes > MAX_CONSTRAINT_WORK:
+        raise _Problem(f"{key}.constraints", f"too costly to check on every grid point ({count_text(size)} "
+                       f"configurations x {nodes} expression nodes > {MAX_CONSTRAINT_WORK:,}): "
+                       "narrow the grid or simplify the constraints")
+
+
 def _check_constraints(family: FamilySpace, key: str) -> None:
     """Evaluate constraints on every grid point: 'error' ones reject the file at load time."""
     if not family.constraints or not family.enumerable:
@@ -242,9 +307,11 @@ def _check_constraints(family: FamilySpace, key: str) -> None:
         for item in family.constraints:
             try:
                 holds = item.constraint.holds(config)
+            except ConstraintEvalError as exc:  # a bound of constraints.py, e.g. a huge power
+                raise _Problem(f"{item.key}.expr", f"cannot evaluate for {config['config_id']}: {exc}") from None
             except Exception as exc:  # e.g. division by zero, comparing an object with a number
                 raise _Problem(f"{item.key}.expr", f"cannot evaluate for {config['config_id']}: "
-                               f"{type(exc).__name__}: {exc}") from None
+                               f"{type(exc).__name__}: {_shorten(str(exc), MAX_SHOWN_CHARS)}") from None
             if not holds:
                 if item.on_violation == "error":
                     raise _Problem(item.key, f"configuration {config['config_id']} violates "
@@ -296,6 +363,7 @@ def _family(name: str, spec: Any, key: str, default_scales: tuple[int, ...] | No
     fields = ["scale"] + sorted({n for g in subgrids for n in g})
     family = FamilySpace(info.name, scales, subgrids, _constraints(spec.get("constraints"), f"{key}.constraints", fields),
                          info.id_fields)
+    _check_grid_size(family, key)
     _check_constraints(family, key)
     return family
 
@@ -311,6 +379,51 @@ def _text_list(value: Any, key: str) -> list[str]:
     return [v.strip() for v in value]
 
 
+def _check_budget(budget: str | dict) -> None:
+    """A budget name must be in params.yaml; an inline mapping must pass the same checks as
+    the budgets there (known keys, steps >= 1, lr > 0, ...): otherwise every trial would fail
+    only when it starts training."""
+    from search.train.budgets import resolve_budget  # train sits below space: no cycle
+
+    try:
+        resolve_budget(budget)
+    except UserError as exc:
+        raise _Problem("fixed.budget", _shorten(str(exc), MAX_MESSAGE_CHARS)) from None
+    except (TypeError, ValueError, OverflowError) as exc:  # e.g. steps: .inf
+        raise _Problem("fixed.budget", f"invalid budget: {type(exc).__name__}: "
+                       f"{_shorten(str(exc), MAX_SHOWN_CHARS)}") from None
+
+
+def _check_protocol(name: str) -> None:
+    """The evaluation protocol must exist; else every trial fails after training."""
+    from search.evaluate.protocols import get_protocol  # evaluate sits below space: no cycle
+
+    try:
+        get_protocol(name)
+    except UserError as exc:
+        raise _Problem("fixed.protocol", _shorten(str(exc), MAX_MESSAGE_CHARS)) from None
+
+
+def check_data_sets(space: Space, data_root: str | os.PathLike | None = None) -> None:
+    """Check that the space's training and test sets can be found under the data roots.
+
+    Separate from :func:`load_space` because the data root may be given later
+    (``--data-root``); a runner calls it once the root is known, before the first trial.
+    Raises a one-line SpaceError naming the file and ``fixed.train_sets[i]`` /
+    ``fixed.test_sets[i]``.
+    """
+    from search.data.datasets import find_test_set
+    from search.data.training import find_training_set
+
+    for field, finder in (("train_sets", find_training_set), ("test_sets", find_test_set)):
+        for i, name in enumerate(getattr(space.fixed, field)):
+            try:
+                finder(name, data_root)
+            except UserError as exc:
+                raise SpaceError(f"fixed.{field}[{i}]: {_shorten(str(exc), MAX_MESSAGE_CHARS)}",
+                                 path=space.path) from None
+
+
 def _settings(spec: Any) -> StudySettings:
     spec = {} if spec is None else _expect_mapping(spec, "fixed")
     _check_keys(spec, FIXED_KEYS, "fixed")
@@ -319,6 +432,7 @@ def _settings(spec: Any) -> StudySettings:
         budget = spec["budget"]
         if not (isinstance(budget, str) and budget.strip()) and not isinstance(budget, dict):
             raise _Problem("fixed.budget", f"expected a budget name (smoke, quick, paper) or a mapping, got {_type_name(budget)}")
+        _check_budget(budget)
         settings.budget = budget
     if "train_sets" in spec:
         settings.train_sets = _text_list(spec["train_sets"], "fixed.train_sets")
@@ -328,11 +442,13 @@ def _settings(spec: Any) -> StudySettings:
         protocol = spec["protocol"]
         if protocol is not None and not (isinstance(protocol, str) and protocol.strip()):
             raise _Problem("fixed.protocol", f"expected a protocol name or null, got {_type_name(protocol)}")
+        if protocol is not None:
+            _check_protocol(protocol)
         settings.protocol = protocol
     if "seed" in spec:
         seed = spec["seed"]
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise _Problem("fixed.seed", f"expected a non-negative integer, got {_type_name(seed)}")
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+            raise _Problem("fixed.seed", f"expected a non-negative integer up to {MAX_SEED}, got {_type_name(seed)}")
         settings.seed = seed
     objectives = spec.get("objectives")
     if objectives is None:
@@ -347,14 +463,27 @@ def _settings(spec: Any) -> StudySettings:
     return settings
 
 
+def default_name(path: Path) -> str:
+    """The study name of a file without ``name:``: its stem, spaces and slashes made ``-``
+    (``my space.yaml`` -> ``my-space``)."""
+    name = re.sub(r"[\s/\\]+", "-", path.stem).strip("-")
+    return name[:MAX_NAME_CHARS] or "space"
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip() or any(c.isspace() or c in "/\\" for c in name.strip()):
+        raise _Problem("name", f"expected a short name without spaces or slashes, got {_type_name(name)}")
+    if len(name.strip()) > MAX_NAME_CHARS:
+        raise _Problem("name", f"{len(name.strip())} characters long; at most {MAX_NAME_CHARS}")
+    return name.strip()
+
+
 def parse_space(data: Any, path: Path) -> Space:
     """Validate an already-parsed YAML document (see :func:`load_space`)."""
     try:
         data = _expect_mapping(data, "")
         _check_keys(data, TOP_KEYS, "")
-        name = data.get("name", path.stem)
-        if not isinstance(name, str) or not name.strip() or any(c in name for c in "/\\ "):
-            raise _Problem("name", f"expected a short name without spaces or slashes, got {_type_name(name)}")
+        name = _check_name(data["name"]) if "name" in data else default_name(path)
         description = data.get("description", "")
         if not isinstance(description, str):
             raise _Problem("description", f"expected text, got {_type_name(description)}")
@@ -371,10 +500,14 @@ def parse_space(data: Any, path: Path) -> Space:
             if family.name in families:
                 raise _Problem(key, f"family {family.name} listed twice")
             families[family.name] = family
+        total = sum(f.size for f in families.values()) if all(f.enumerable for f in families.values()) else 0
+        if total > MAX_GRID_CONFIGURATIONS:
+            raise _Problem("families", f"{count_text(total)} configurations in all; a space's grid may have "
+                           f"at most {MAX_GRID_CONFIGURATIONS:,} (split it into several spaces, or narrow it)")
         settings = _settings(data.get("fixed"))
     except _Problem as problem:
-        raise SpaceError(str(problem), path=path) from None
-    return Space(path=path, name=name.strip(), description=description, families=families, fixed=settings)
+        raise SpaceError(_shorten(str(problem), MAX_MESSAGE_CHARS), path=path) from None
+    return Space(path=path, name=name, description=description, families=families, fixed=settings)
 
 
 def load_space(path: str | os.PathLike) -> Space:
@@ -383,16 +516,28 @@ def load_space(path: str | os.PathLike) -> Space:
     if not path.is_file():
         raise SpaceError("space file not found", path=path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)  # never more: the file may be huge
+        if len(raw) > MAX_FILE_BYTES:
+            raise SpaceError(f"space file larger than {MAX_FILE_BYTES // 1024} KiB; "
+                             "a space file is a short hand-written mapping", path=path)
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpaceError(f"cannot read space file ({type(exc).__name__})", path=path) from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpaceError(f"invalid YAML: {where}{problem}", path=path) from None
+        raise SpaceError(_shorten(f"invalid YAML: {where}{problem}", MAX_MESSAGE_CHARS), path=path) from None
+    except (RecursionError, MemoryError) as exc:  # last resort: safe_yaml bounds the nesting
+        raise SpaceError(f"invalid YAML: too large or too deeply nested ({type(exc).__name__})", path=path) from None
     if data is None:
         raise SpaceError("empty space file", path=path)
-    return parse_space(data, path)
+    try:
+        return parse_space(data, path)
+    except (RecursionError, MemoryError) as exc:
+        # Last resort: the bounds above should make this unreachable.
+        raise SpaceError(f"space file too large or too deeply nested to check ({type(exc).__name__})",
+                         path=path) from None

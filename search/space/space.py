@@ -12,6 +12,7 @@ validation live in :mod:`search.space.loader`.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,6 +22,12 @@ from search.space.constraints import Constraint
 from search.space.values import Dimension, format_value
 
 RESERVED_FIELDS = ("config_id", "model_id", "family", "scale")
+# Most configurations a grid (one dimension, one family, or a whole enumerable space) may
+# list. Counted arithmetically at load time, never by enumerating: listing costs ~10 us and
+# a few hundred bytes per configuration, so this keeps --dry-run and grid search to about a
+# second; a study trains one model per configuration, so real grids are far smaller (the
+# published eSR grid has 1185). Larger spaces: a float range without step, and a sampler.
+MAX_GRID_CONFIGURATIONS = 100_000
 SCALAR_METRICS = ("params", "flops", "latency_ms", "train_time_s")
 PER_SET_METRICS = ("psnr", "ssim")
 
@@ -105,6 +112,14 @@ class FamilySpace:
     def enumerable(self) -> bool:
         return all(dim.enumerable for grid in self.subgrids for dim in grid.values())
 
+    @property
+    def size(self) -> int | None:
+        """Grid points over all scales and sub-grids (before constraints and de-duplication);
+        None when a dimension is continuous."""
+        if not self.enumerable:
+            return None
+        return len(self.scales) * sum(math.prod(dim.size for dim in grid.values()) for grid in self.subgrids)
+
     def make_config(self, scale: int, hparams: dict[str, Any]) -> dict[str, Any]:
         from search.models import format_model_id
 
@@ -148,6 +163,13 @@ class Space:
         return all(f.enumerable for f in self.families.values())
 
     @property
+    def size(self) -> int | None:
+        """Grid points of all families (see :attr:`FamilySpace.size`); None if not enumerable."""
+        if not self.enumerable:
+            return None
+        return sum(f.size for f in self.families.values())
+
+    @property
     def hparam_names(self) -> list[str]:
         names: list[str] = []
         for family in self.families.values():
@@ -166,6 +188,9 @@ class Space:
                     f"{', '.join(open_dims)}: a float range without step cannot be enumerated "
                     "(give a step, or use --sampler random|tpe|nsga2)", path=self.path
                 )
+            if self.size > MAX_GRID_CONFIGURATIONS:  # the loader refuses such files already
+                raise SpaceError(f"families: {count_text(self.size)} configurations; a grid may list "
+                                 f"at most {MAX_GRID_CONFIGURATIONS:,}", path=self.path)
             seen: set[str] = set()
             configs = []
             for family in self.families.values():
@@ -276,10 +301,23 @@ class Space:
         hparams = {name: dim.suggest(trial, self.param_name(family_name, name, index))
                    for name, dim in grid.items()}
         config = family.make_config(scale, hparams)
-        broken = family.violation(config)
+        try:
+            broken = family.violation(config)
+        except Exception as exc:  # e.g. a bound of constraints.py; the loader could not check
+            # a continuous range point by point, so this trial fails like a violation would
+            config["constraint_error"] = (f"{config['config_id']}: a constraint cannot be evaluated "
+                                          f"({type(exc).__name__}: {exc})")
+            return config
         if broken is not None:
             config["constraint_error"] = f"{config['config_id']} violates {broken.describe()}"
         return config
+
+
+def count_text(count: int) -> str:
+    """A configuration count for a message: ``1,185``; huge ones without printing every digit."""
+    if count < 10**15:
+        return f"{count:,}"
+    return f"about 10^{int(count.bit_length() * math.log10(2))}"
 
 
 def _low_end(dim: Dimension) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,11 @@ class Dimension:
         raise NotImplementedError
 
     @property
+    def size(self) -> int | None:
+        """How many values :meth:`values` lists, computed without listing them; None if infinite."""
+        raise NotImplementedError
+
+    @property
     def enumerable(self) -> bool:
         return True
 
@@ -68,6 +74,10 @@ class Fixed(Dimension):
     def values(self) -> list[Any]:
         return [self.value]
 
+    @property
+    def size(self) -> int:
+        return 1
+
     def suggest(self, trial, name: str) -> Any:
         return self.value  # not a search dimension: nothing to ask Optuna
 
@@ -78,6 +88,10 @@ class Choice(Dimension):
 
     def values(self) -> list[Any]:
         return list(self.choices)
+
+    @property
+    def size(self) -> int:
+        return len(self.choices)
 
     def suggest(self, trial, name: str) -> Any:
         if len(self.choices) == 1:
@@ -96,6 +110,10 @@ class IntRange(Dimension):
 
     def values(self) -> list[Any]:
         return list(range(self.low, self.high + 1, self.step))
+
+    @property
+    def size(self) -> int:
+        return max(0, (self.high - self.low) // self.step + 1)
 
     def suggest(self, trial, name: str) -> Any:
         if self.low == self.high:
@@ -119,9 +137,17 @@ class FloatRange(Dimension):
     def values(self) -> list[Any]:
         if self.step is None:
             raise ValueError("a float range without step has no finite list of values")
-        count = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
         # Rounding keeps 0.1 + 2 * 0.1 from becoming 0.30000000000000004 in ids.
-        return [round(self.low + i * self.step, 12) for i in range(count)]
+        return [round(self.low + i * self.step, 12) for i in range(self.size)]
+
+    @property
+    def size(self) -> int | None:
+        if self.step is None:
+            return None
+        steps = (self.high - self.low) / self.step
+        if not math.isfinite(steps):  # high - low overflowed (ends near +-1.8e308)
+            steps = sys.float_info.max
+        return int(math.floor(steps + 1e-9)) + 1
 
     def suggest(self, trial, name: str) -> Any:
         if self.low == self.high:

@@ -44,12 +44,19 @@ def open_rdb_storage(url: str):
         path = Path(url[len(SQLITE_PREFIX):])
         if not path.parent.is_dir():
             raise UserError(f"--storage {url}: folder {path.parent} does not exist")
-        with sqlite3.connect(path) as connection:
-            connection.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file
+        if path.is_dir():
+            raise UserError(f"--storage {url}: {path} is a folder, not a database file")
+        try:
+            with sqlite3.connect(path) as connection:
+                connection.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file
+        except sqlite3.Error as exc:  # "file is not a database", a read-only folder, ...
+            raise UserError(f"--storage {url}: not a usable SQLite database ({exc})") from None
     try:
         storage = optuna.storages.RDBStorage(url)
     except Exception as exc:
-        raise UserError(f"--storage {url}: cannot open ({type(exc).__name__}: {exc})") from None
+        shown = redact_url(url)
+        message = " ".join(str(exc).replace(url, shown).split())[:300]
+        raise UserError(f"--storage {shown}: cannot open ({type(exc).__name__}: {message})") from None
     if url.startswith(SQLITE_PREFIX):
         from sqlalchemy import event
 
@@ -59,6 +66,13 @@ def open_rdb_storage(url: str):
         event.listen(storage.engine, "connect", _relaxed_sync)
         storage.engine.dispose()  # reconnect so that every connection gets the setting
     return storage
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ***, fit for an error message."""
+    import re
+
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 class StorageMirror:
@@ -199,7 +213,8 @@ def frozen_from_row(row: dict[str, str], space: Space, define, objectives: list[
     define.replay(replay, config)
     values = None
     state = TrialState.FAIL
-    if row.get("status") == "complete":
+    # a repeat carries the values of the completed trial it repeats, as Optuna was told
+    if row.get("status") in ("complete", "repeat"):
         numbers = [float(row[o]) if row.get(o) not in (None, "") else math.nan for o in objectives]
         if all(math.isfinite(v) for v in numbers):
             values, state = numbers, TrialState.COMPLETE

@@ -38,19 +38,25 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search.errors import UserError
-from search.space import Space, load_space, parse_objectives
+from search.errors import UserError, take_back_sigterm
+from search.profile.cluster import check_cluster_reachable, prepare_ray_environment
+from search.space import Space, check_data_sets, load_space, parse_objectives
+from search.space.loader import MAX_SEED
 from search.study.optuna_store import (
     MirroredInMemoryStorage,
     StorageMirror,
     frozen_from_row,
     open_rdb_storage,
+    redact_url,
 )
 from search.study.results import TrialsCsv, trial_columns
 from search.study.samplers import SAMPLERS, make_sampler
 from search.study.trial import (
+    FINISHED_STATUSES,
     STATUS_COMPLETE,
     STATUS_FAILED,
+    STATUS_INFRASTRUCTURE,
+    STATUS_REPEAT,
     TrialFailed,
     TrialPipeline,
     TrialSettings,
@@ -65,17 +71,26 @@ INITIAL_DESIGNS = ("smallest", "random")
 # the sampler (8 trials: 2 anchors; 118 trials: all 21 of spaces/esr.yaml).
 INITIAL_DESIGN_SHARE = 0.25
 DEFAULT_TRIALS = 20
+DEFAULT_SAMPLER = "tpe"
+DEFAULT_DEVICE = "cpu"
 MANIFEST = "study.json"
+# Held (flock) by the one driver that runs a study folder; released by the kernel when that
+# process ends in any way, kill -9 included.
+FOLDER_LOCK = ".study.lock"
+# Rounds in a row that only repeated completed configurations before the runner stops short.
+MAX_FRUITLESS_ROUNDS = 10
+# Settings a --resume may not change (the study's identity); the CLI leaves unset ones None.
+RESUME_FIXED = ("space", "sampler", "seed", "budget", "objectives", "device", "initial_design", "storage")
 
 
 @dataclass
 class StudyOptions:
     space: str
     out: str
-    sampler: str = "tpe"
+    sampler: str | None = None  # None: DEFAULT_SAMPLER (a fresh study) or the study's (resume)
     trials: int | None = None
     budget: str | None = None
-    device: str = "cpu"
+    device: str | None = None   # None: DEFAULT_DEVICE or the study's
     seed: int | None = None
     objectives: str | None = None
     storage: str | None = None
@@ -86,7 +101,7 @@ class StudyOptions:
     data_root: str | None = None
     train_device: str | None = None
     verbose: int = 1
-    initial_design: str = "smallest"
+    initial_design: str | None = None  # None: "smallest" or the study's
 
 
 @dataclass
@@ -108,6 +123,11 @@ class StudySummary:
     @property
     def failed(self) -> int:
         return sum(r.get("status") == STATUS_FAILED for r in self.rows)
+
+    @property
+    def to_retry(self) -> int:
+        """Trials the machine failed (disk, memory, a killed worker): --resume runs them again."""
+        return sum(r.get("status") == STATUS_INFRASTRUCTURE for r in self.rows)
 
 
 def _space_fingerprint(path: Path) -> str:
@@ -172,9 +192,13 @@ class DefineByRun:
     that Tune can pickle the searcher into its checkpoints.
     """
 
-    def __init__(self, space: Space):
+    def __init__(self, space: Space, table: TrialsCsv | None = None, objectives: list[str] | None = None):
         self.space = space
         self.number_offset = 0
+        self.table = table            # trials.csv: which configurations are already complete
+        self.objectives = list(objectives or [])
+        self._completed: dict[str, dict[str, Any]] = {}
+        self._table_size = -1
 
     def ask(self, trial) -> dict[str, Any]:
         self.space.suggest_every_gene(trial)
@@ -185,7 +209,30 @@ class DefineByRun:
         number = trial.number + self.number_offset
         trial.set_user_attr("config_id", config["config_id"])
         trial.set_user_attr("trial", number)
-        return {"trial_config": config, "optuna_trial": number}
+        answer = {"trial_config": config, "optuna_trial": number}
+        earlier = self.completed().get(config["config_id"])
+        if earlier is not None:  # never train a completed configuration again
+            answer["repeat_of"] = earlier
+            trial.set_user_attr("repeat_of", earlier["trial"])
+        return answer
+
+    def completed(self) -> dict[str, dict[str, Any]]:
+        """config id -> the earlier complete trial's number and objective values (read from
+        trials.csv, which the driver's recorder appends to, whenever it grew)."""
+        if self.table is None or not self.table.exists():
+            return self._completed
+        size = self.table.path.stat().st_size
+        if size != self._table_size:
+            self._table_size = size
+            for row in self.table.read():
+                if row.get("status") != STATUS_COMPLETE or row["config_id"] in self._completed:
+                    continue
+                try:
+                    values = {o: float(row[o]) for o in self.objectives}
+                except (KeyError, ValueError):
+                    continue
+                self._completed[row["config_id"]] = {"trial": int(row["trial"]), "values": values}
+        return self._completed
 
     def replay(self, replay_trial, config: dict[str, Any]) -> None:
         self.ask(replay_trial)
@@ -197,6 +244,11 @@ def tune_trainable(config: dict, settings: TrialSettings, pipeline: TrialPipelin
     """Ray Tune function trainable: one configuration, one reported result."""
     from ray import tune
 
+    earlier = config.get("repeat_of")
+    if earlier:
+        tune.report({**earlier["values"], "status": STATUS_REPEAT, "trial_time_s": 0.0,
+                     "error": f"repeat of trial {earlier['trial']}: not trained again"})
+        return
     row = safe_trial(config["trial_config"], settings, int(config["optuna_trial"]), pipeline)
     tune.report(row)  # trials.csv gets the row here, before Optuna hears of the outcome
     if row["status"] != STATUS_COMPLETE:
@@ -213,6 +265,8 @@ def _study_settings(space: Space, options: StudyOptions):
         except ValueError as exc:
             raise UserError(f"--objectives: {exc}") from None
     seed = fixed.seed if options.seed is None else options.seed
+    if not 0 <= seed <= MAX_SEED:
+        raise UserError(f"seed {seed}: must be between 0 and {MAX_SEED}")
     budget = options.budget or fixed.budget
     return objectives, seed, budget
 
@@ -228,9 +282,13 @@ def _read_manifest(out_dir: Path) -> dict:
     if not path.is_file():
         raise UserError(f"{out_dir}: nothing to resume (no {MANIFEST}); start the study without --resume")
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: unreadable study manifest ({type(exc).__name__})") from None
+        manifest = json.loads(path.read_text())
+        StudyOptions(**manifest["options"])
+        str(manifest["space_sha256"])
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise UserError(f"{path}: unreadable study manifest ({type(exc).__name__}: {exc}); "
+                        "start a new study in another folder") from None
+    return manifest
 
 
 def make_trial_recorder(*args, **kwargs):
@@ -245,7 +303,8 @@ def make_trial_recorder(*args, **kwargs):
             self.table, self.total, self.done = table, total, done
             self.objectives, self.verbose = objectives, verbose
             self.written: set[str] = set()
-            self.count = 0
+            self.count = 0  # finished trials (complete or failed) written by this run
+            self.repeats = 0  # proposals of completed configurations (not trained again)
 
         def _write(self, trial, metrics: dict) -> None:
             if trial.trial_id in self.written:
@@ -255,7 +314,10 @@ def make_trial_recorder(*args, **kwargs):
                    "tune_trial_id": trial.trial_id}
             self.table.append(row)
             self.written.add(trial.trial_id)
-            self.count += 1
+            if row.get("status") in FINISHED_STATUSES:
+                self.count += 1
+            elif row.get("status") == STATUS_REPEAT:
+                self.repeats += 1
             if self.verbose:
                 shown = ", ".join(f"{o}={row.get(o):.4g}" for o in self.objectives
                                   if isinstance(row.get(o), (int, float)) and math.isfinite(row.get(o)))
@@ -268,7 +330,8 @@ def make_trial_recorder(*args, **kwargs):
                 self._write(trial, result)
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            # Reached without a row only when the worker itself died (killed, out of memory).
+            # Reached without a row only when the worker itself died (killed, out of memory):
+            # the machine's failure, so --resume runs the configuration again.
             if trial.trial_id in self.written:
                 return
             error = f"the trial's Ray worker died (killed, out of memory?); Tune's logs: {trial.local_path}"
@@ -277,7 +340,7 @@ def make_trial_recorder(*args, **kwargs):
                 error = next((ln for ln in reversed(lines) if "Error" in ln or "error" in ln), error)
             except Exception:  # the error file is Tune's; a row matters more than its wording
                 pass
-            self._write(trial, {"status": STATUS_FAILED, "error": error[:500]})
+            self._write(trial, {"status": STATUS_INFRASTRUCTURE, "error": error[:500]})
 
     return TrialRecorder(*args, **kwargs)
 
@@ -288,7 +351,7 @@ def _ray_init(address: str | None, num_cpus: int | None, verbose: int) -> bool:
 
     if ray.is_initialized():
         return False
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    prepare_ray_environment()
     address = address or os.environ.get("RAY_ADDRESS") or None
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": verbose > 1,
                               "logging_level": "WARNING" if verbose <= 1 else "INFO"}
@@ -301,6 +364,7 @@ def _ray_init(address: str | None, num_cpus: int | None, verbose: int) -> bool:
         ray.init(address=address, **kwargs)
     else:
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)  # never attach to another user's instance
+    take_back_sigterm()  # ray.init replaced it: SIGTERM stops the study cleanly, exit 143
     return True
 
 
@@ -314,20 +378,18 @@ def _announce_latency_source(device: str) -> None:
 
 def run_study(options: StudyOptions, *, resume: bool = False, pipeline: TrialPipeline | None = None,
               log=print) -> StudySummary:
-    import optuna
+    """Run (or with ``resume`` continue) the study in ``options.out``; see the module docstring.
 
+    The folder is created only once every setting checked out, and held by an exclusive lock
+    while the study runs: a second driver on the same folder is refused.
+    """
     started = time.perf_counter()
     out_dir = Path(options.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir}: is a file, not a study folder")
     if resume:
         manifest = _read_manifest(out_dir)
-        saved = StudyOptions(**manifest["options"])
-        # Everything but the trial count, the cluster and the verbosity comes from the start.
-        saved.trials = options.trials or saved.trials
-        saved.address, saved.verbose = options.address, options.verbose
-        saved.num_cpus = options.num_cpus or saved.num_cpus
-        saved.out = str(out_dir)
-        options = saved
+        options = _resumed_options(options, manifest, out_dir)
         space = load_space(options.space)
         if _space_fingerprint(Path(options.space)) != manifest["space_sha256"]:
             raise UserError(f"{options.space}: the space file changed since the study started; "
@@ -336,11 +398,35 @@ def run_study(options: StudyOptions, *, resume: bool = False, pipeline: TrialPip
         if (out_dir / MANIFEST).exists() or (out_dir / "trials.csv").exists():
             raise UserError(f"{out_dir}: already holds a study; use --resume to continue it or another --out")
         space = load_space(options.space)
+        options.sampler = options.sampler or DEFAULT_SAMPLER
+        options.device = options.device or DEFAULT_DEVICE
+        options.initial_design = options.initial_design or INITIAL_DESIGNS[0]
     if options.sampler not in SAMPLERS:
         raise UserError(f"unknown sampler {options.sampler!r}; one of {', '.join(SAMPLERS)}")
     check_initial_design(options.initial_design)
-
     objectives, seed, budget = _study_settings(space, options)
+    if budget is not None and isinstance(budget, str):
+        _check_budget(budget)
+    _check_device(options.device)
+    check_data_sets(space, options.data_root)  # before any training, not in every trial
+    check_cluster_reachable(options.address)
+
+    created = _make_study_folder(out_dir)
+    try:
+        lock = lock_study_folder(out_dir)
+    except BaseException:
+        _remove_if_created(out_dir, created)
+        raise
+    try:
+        return _run_locked(options, space, objectives, seed, budget, out_dir, created, resume,
+                           pipeline, log, started)
+    finally:
+        lock.close()
+
+
+def _run_locked(options, space, objectives, seed, budget, out_dir, created, resume, pipeline, log, started):
+    import optuna
+
     grid_ids = [c["config_id"] for c in space.enumerate()] if options.sampler == "grid" else None
     if grid_ids is not None:
         trials_target = min(options.trials or len(grid_ids), len(grid_ids))
@@ -348,9 +434,6 @@ def run_study(options: StudyOptions, *, resume: bool = False, pipeline: TrialPip
         trials_target = options.trials or DEFAULT_TRIALS
     if trials_target < 1:
         raise UserError(f"--trials must be at least 1, got {trials_target}")
-    if budget is not None and isinstance(budget, str):
-        _check_budget(budget)
-    _check_device(options.device)
     storage_url = options.storage or default_storage(out_dir)
     study_name = space.name
 
@@ -358,29 +441,39 @@ def run_study(options: StudyOptions, *, resume: bool = False, pipeline: TrialPip
     table.repair()
     if table.exists() and table.header() != table.columns:
         raise UserError(f"{table.path}: columns do not match this study's space; was it written by another study?")
+    rows = table.read()
+    _check_rows(rows, space, table.path)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     metric_names = [o.metric for o in objectives]
     modes = [o.mode for o in objectives]
     directions = ["maximize" if m == "max" else "minimize" for m in modes]
-    rdb_storage = open_rdb_storage(storage_url)
-    exists = study_name in {s.study_name for s in optuna.get_all_study_summaries(rdb_storage)}
-    if exists and not resume:
-        raise UserError(f"{storage_url}: already holds a study named {study_name!r}; use --resume or another --storage")
-    rdb_study = optuna.create_study(study_name=study_name, storage=rdb_storage, directions=directions,
-                                    load_if_exists=True)
+    try:
+        rdb_storage = open_rdb_storage(storage_url)
+        exists = study_name in {s.study_name for s in optuna.get_all_study_summaries(rdb_storage)}
+        if exists and not resume:
+            raise UserError(f"{redact_url(storage_url)}: already holds a study named {study_name!r}; "
+                            "use --resume or another --storage")
+        rdb_study = optuna.create_study(study_name=study_name, storage=rdb_storage, directions=directions,
+                                        load_if_exists=True)
+    except UserError:
+        _remove_if_created(out_dir, created)
+        raise
+    except Exception as exc:  # a garbage database, a directory, a file that is not SQLite
+        _remove_if_created(out_dir, created)
+        raise UserError(f"--storage {redact_url(storage_url)}: not a usable Optuna storage "
+                        f"({type(exc).__name__}: {_first_line(exc)})") from None
     if not resume:  # written once everything above checked out, so a typo leaves no study behind
         rdb_study.set_user_attr("space", str(options.space))
         options.trials = trials_target
         _write_manifest(out_dir, {"options": asdict(options), "space_sha256": _space_fingerprint(Path(options.space)),
                                   "study_name": study_name, "storage": storage_url,
                                   "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    rows = table.read()
-    define = DefineByRun(space)
+    define = DefineByRun(space, table, metric_names)
     _add_missing_rows(rdb_study, rows, space, define, metric_names, log)
 
     summary = StudySummary(out_dir, table.path, storage_url, study_name, trials_target)
-    remaining = trials_target - len(rows)
+    remaining = trials_target - _finished(rows)
     if remaining <= 0:
         log(f"{study_name}: all {trials_target} trials finished; nothing to run")
         summary.rows = rows
@@ -399,7 +492,7 @@ def run_study(options: StudyOptions, *, resume: bool = False, pipeline: TrialPip
     memory_study.add_trials(history)
     numbers = [int(r["trial"]) for r in rows if r.get("trial", "").isdigit()]
     define.number_offset = (max(numbers) + 1 if numbers else 0) - len(history)
-    done = {r["config_id"] for r in rows}
+    done = {r["config_id"] for r in rows if r.get("status") in FINISHED_STATUSES}
     if grid_ids is not None:
         enqueue_grid(memory_study, space, [c for c in grid_order(grid_ids, seed) if c not in done])
     else:
@@ -408,16 +501,164 @@ def run_study(options: StudyOptions, *, resume: bool = False, pipeline: TrialPip
                    if c["config_id"] not in done]
         enqueue_configs(memory_study, space, anchors[:remaining])
     memory_storage.mirror = mirror  # from here on, finished trials are copied to the RDB
+    fruitless = 0
     try:
-        summary.ran_now, summary.fit_s = _fit(define, options, settings, memory_storage, study_name, metric_names,
-                                              modes, seed, remaining, len(rows), trials_target, table, pipeline)
+        while remaining > 0:
+            # A sampler continues its sequence after a resume instead of replaying it: its
+            # seed depends on how many trials the study already holds.
+            sampler_seed = continued_seed(seed, len(memory_study.trials))
+            ran, repeats, fit_s = _fit(define, options, settings, memory_storage, study_name, metric_names,
+                                       modes, sampler_seed, remaining, trials_target - remaining,
+                                       trials_target, table, pipeline)
+            summary.ran_now += ran
+            summary.fit_s += fit_s
+            remaining -= ran
+            # Repeats do not count: their places go to new proposals (a grid never repeats;
+            # a trial the machine failed waits for --resume).
+            if not repeats or grid_ids is not None:
+                break
+            fruitless = 0 if ran else fruitless + 1
+            if fruitless >= MAX_FRUITLESS_ROUNDS or space_exhausted(space, define):
+                log(f"warning: {study_name}: the sampler keeps proposing configurations the study has "
+                    f"already completed; stopping {remaining} trial(s) short")
+                break
     finally:
         mirror.close()
     summary.setup_s = time.perf_counter() - started - summary.fit_s
     for problem in mirror.errors:
-        log(f"warning: not copied to {storage_url}: {problem} (the row is in trials.csv; --resume adds it)")
+        log(f"warning: not copied to {redact_url(storage_url)}: {problem} (the row is in trials.csv; --resume adds it)")
     summary.rows = table.read()
     return summary
+
+
+def space_exhausted(space: Space, define: DefineByRun) -> bool:
+    """Every configuration of a finite space is complete: nothing new is left to propose."""
+    if not space.enumerable:  # a continuous range: never exhausted
+        return False
+    return len(define.completed()) >= len(space.enumerate())
+
+
+def continued_seed(seed: int, trials_so_far: int) -> int:
+    """The sampler seed for a study that already holds ``trials_so_far`` trials: ``seed`` for
+    a fresh study; after a resume another, reproducible one, so random draws (random search,
+    TPE's start, NSGA-II's first generation) continue instead of repeating the first run's."""
+    if trials_so_far == 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, trials_so_far]).generate_state(1)[0])
+
+
+def _finished(rows: list[dict[str, str]]) -> int:
+    return sum(r.get("status") in FINISHED_STATUSES for r in rows)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[0].strip()[:200] if lines else "no message"
+
+
+def _resumed_options(given: StudyOptions, manifest: dict, out_dir: Path) -> StudyOptions:
+    """The study's own options, with what a resume may change (trial count, cluster,
+    verbosity, CPUs) taken from ``given``; a setting that would change the study is refused."""
+    saved = StudyOptions(**manifest["options"])
+    for name in RESUME_FIXED:
+        wanted, had = getattr(given, name), getattr(saved, name)
+        if wanted is None:
+            continue
+        if name == "space":
+            same = Path(wanted).resolve() == Path(had).resolve()
+        else:
+            same = str(wanted) == str(had)
+        if not same:
+            flag = "SPACE" if name == "space" else "--" + name.replace("_", "-")
+            raise UserError(f"{out_dir}: {flag} {wanted} differs from the study's {had} ({MANIFEST}); "
+                            "--resume continues a study as it was started: leave it out, or start "
+                            "a new study in another folder")
+    saved.trials = given.trials or saved.trials
+    saved.address, saved.verbose = given.address, given.verbose
+    saved.num_cpus = given.num_cpus or saved.num_cpus
+    saved.out = str(out_dir)
+    return saved
+
+
+def _make_study_folder(out_dir: Path) -> bool:
+    """Create the study folder; True if this call created it (so a refused start removes it)."""
+    if out_dir.is_dir():
+        return False
+    try:
+        out_dir.mkdir(parents=True)
+    except OSError as exc:
+        raise UserError(f"--out {out_dir}: cannot create the study folder ({exc.strerror or exc})") from None
+    return True
+
+
+def _remove_if_created(out_dir: Path, created: bool) -> None:
+    """A start that was refused leaves no empty study folder behind."""
+    if not created:
+        return
+    import shutil
+
+    leftovers = {p.name for p in out_dir.iterdir()} if out_dir.is_dir() else set()
+    if leftovers <= {FOLDER_LOCK, "optuna.db", "optuna.db-wal", "optuna.db-shm"}:
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
+class StudyFolderLock:
+    """An exclusive ``flock`` on ``OUT/.study.lock``, holding the driver's pid."""
+
+    def __init__(self, handle):
+        self._handle = handle
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()  # releases the lock
+            self._handle = None
+
+
+def lock_study_folder(out_dir: Path) -> StudyFolderLock:
+    """Take the study folder for this process, or refuse: two drivers on one folder would
+    run the same trials twice and write the same trial folders."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (documented)
+        return StudyFolderLock(None)
+    path = out_dir / FOLDER_LOCK
+    try:
+        handle = open(path, "a+", encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"--out {out_dir}: cannot write in the study folder ({exc.strerror or exc})") from None
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise UserError(f"{out_dir}: the study is in use by another search.run (pid {holder}); "
+                        "wait for it to end, or stop it and then --resume") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return StudyFolderLock(handle)
+
+
+def _check_rows(rows: list[dict[str, str]], space: Space, path: Path) -> None:
+    """Refuse a trials.csv row this study could not have written (a garbage row would be
+    counted as a finished trial)."""
+    known = {*FINISHED_STATUSES, STATUS_INFRASTRUCTURE, STATUS_REPEAT}
+    for line, row in enumerate(rows, start=2):
+        problem = None
+        if not (row.get("trial") or "").isdigit():
+            problem = f"trial number {row.get('trial')!r} is not a number"
+        elif row.get("family") not in space.families:
+            problem = f"family {row.get('family')!r} is not in the space"
+        elif row.get("status") not in known:
+            problem = f"status {row.get('status')!r} is not one of {', '.join(sorted(known))}"
+        elif not (row.get("scale") or "").isdigit():
+            problem = f"scale {row.get('scale')!r} is not a number"
+        if problem:
+            raise UserError(f"{path}: line {line}: {problem}; was the file edited? (remove the row to go on)")
 
 
 def _add_missing_rows(rdb_study, rows, space, define, objectives, log) -> None:
@@ -446,6 +687,8 @@ def _check_device(name: str) -> None:
 
 def _quiet_tune(verbose: int) -> None:
     """Our one line per trial replaces Tune's tables; failed trials are in trials.csv."""
+    # Ctrl-C stops the driver (exit 130, resume hint) instead of Tune ending the run as if done.
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
     if verbose > 1:
         return
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -454,7 +697,8 @@ def _quiet_tune(verbose: int) -> None:
 
 
 def _fit(define, options, settings, memory_storage, study_name, metric_names, modes, seed,
-         remaining, finished, trials_target, table, pipeline) -> tuple[int, float]:
+         remaining, finished, trials_target, table, pipeline) -> tuple[int, int, float]:
+    """One Tuner run of at most ``remaining`` trials; (finished trials, repeats, seconds)."""
     import ray
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
@@ -498,7 +742,7 @@ def _fit(define, options, settings, memory_storage, study_name, metric_names, mo
         )
         fit_started = time.perf_counter()
         tuner.fit()
-        return recorder.count, time.perf_counter() - fit_started
+        return recorder.count, recorder.repeats, time.perf_counter() - fit_started
     finally:
         if started_ray:
             ray.shutdown()
@@ -513,15 +757,20 @@ def dry_run(space_path: str, out: str | None, *, log=print) -> list[dict[str, An
     space = load_space(space_path)
     configs = space.enumerate()
     columns = ["config_id", "model_id", "family", "scale", *space.hparam_names]
-    handle = open(out, "w", newline="", encoding="utf-8") if out else sys.stdout
+    if out and Path(out).is_dir():
+        raise UserError(f"--out {out}: is a folder; with --dry-run, --out names the CSV file to write")
     try:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        for config in configs:
-            writer.writerow({k: csv_value(config.get(k, "")) for k in columns})
-    finally:
-        if out:
-            handle.close()
+        handle = open(out, "w", newline="", encoding="utf-8") if out else sys.stdout
+        try:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            for config in configs:
+                writer.writerow({k: csv_value(config.get(k, "")) for k in columns})
+        finally:
+            if out:
+                handle.close()
+    except OSError as exc:  # a missing folder, no permission, a full disk
+        raise UserError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
     if out:
         log(f"{space_path}: {len(configs)} configurations -> {out}")
     return configs

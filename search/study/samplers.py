@@ -14,6 +14,7 @@ generation is specific to these spaces (:class:`NeighbourVariation`, plugged in 
 
 from __future__ import annotations
 
+import threading
 import warnings
 from typing import Any
 
@@ -38,12 +39,12 @@ def make_sampler(name: str, seed: int | None, space=None) -> optuna.samplers.Bas
     operator (which genes a configuration uses, and duplicate elimination).
     """
     if name in ("grid", "random"):
-        return optuna.samplers.RandomSampler(seed=seed)
+        return PicklableRandomSampler(seed=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if name == "tpe":
             # multivariate + group: the space is conditional (family -> its hyper-parameters)
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+            return PicklableTPESampler(seed=seed, multivariate=True, group=True)
         if name == "nsga2":
             if space is None:
                 raise ValueError("NSGA-II needs the space for its variation operator")
@@ -53,7 +54,44 @@ def make_sampler(name: str, seed: int | None, space=None) -> optuna.samplers.Bas
     raise UserError(f"unknown sampler {name!r}; one of {', '.join(SAMPLERS)}")
 
 
-class EveryTrialNSGAIISampler(optuna.samplers.NSGAIISampler):
+_LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
+
+
+class ProcessLocalStatePickling:
+    """Pickling that leaves out locks, whatever attribute of the sampler holds them.
+
+    Ray Tune pickles the searcher, and with it the sampler, when a ``Tuner`` is built and at
+    every checkpoint. A lock cannot be pickled, and Optuna adds them to its samplers between
+    releases (optuna 5.1: ``BaseGASampler._thread_lock``); a lock only means something inside
+    one process, so it is dropped here and a fresh one of the same kind made on unpickling.
+    """
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        locks = {name: isinstance(value, type(threading.RLock())) for name, value in state.items()
+                 if isinstance(value, _LOCK_TYPES)}
+        for name in locks:
+            del state[name]
+        state["_process_local_locks"] = locks
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        locks = state.pop("_process_local_locks", {})
+        for name, reentrant in locks.items():
+            state[name] = threading.RLock() if reentrant else threading.Lock()
+        self.__dict__.update(state)
+
+
+class PicklableRandomSampler(ProcessLocalStatePickling, optuna.samplers.RandomSampler):
+    """Optuna's random sampler, picklable by Ray Tune in any Optuna release."""
+
+
+class PicklableTPESampler(ProcessLocalStatePickling, optuna.samplers.TPESampler):
+    """Optuna's TPE sampler, picklable by Ray Tune in any Optuna release."""
+
+
+class EveryTrialNSGAIISampler(ProcessLocalStatePickling, optuna.samplers.NSGAIISampler):
     """Optuna's NSGA-II, with every trial in a generation, enqueued ones included.
 
     Optuna gives a trial its generation when it first samples relative parameters; an

@@ -15,7 +15,6 @@ point 1.1.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from search.jsonio import dumps_json
 from search.errors import UserError
 from search.space import Objective, parse_objectives
 from search.study.runner import check_initial_design, enqueue_configs, enqueue_grid, initial_configurations
@@ -166,7 +166,7 @@ def run_tabular(space, objectives: str | Sequence[str], sampler: str = "nsga2", 
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["trial"])
             writer.writeheader()
             writer.writerows(rows)
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (out / "summary.json").write_text(dumps_json(summary, indent=2) + "\n")
     if keep_rows:
         summary["rows"] = rows
     return summary

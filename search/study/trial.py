@@ -14,6 +14,7 @@ Optuna records as a failed trial; the study goes on.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import sys
@@ -24,11 +25,25 @@ from pathlib import Path
 from typing import Any, Callable
 
 STATUS_COMPLETE = "complete"
-STATUS_FAILED = "failed"
+STATUS_FAILED = "failed"  # the configuration's own failure (diverged, does not build, ...)
+# The machine failed the trial, not the configuration (disk full, out of memory, its worker
+# killed): the row stays as a record, and --resume runs the configuration again.
+STATUS_INFRASTRUCTURE = "infrastructure_failed"
+# A sampler proposed a configuration the study had already completed: not trained again; the
+# row carries the earlier trial's objectives (so Optuna learns the same values) and does not
+# count towards --trials.
+STATUS_REPEAT = "repeat"
+# Rows that count as finished trials of a study.
+FINISHED_STATUSES = (STATUS_COMPLETE, STATUS_FAILED)
+# Errors of the machine, not of a configuration (errno names, so the list reads as words).
+INFRASTRUCTURE_ERRNOS = {getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EIO", "EROFS", "ENOMEM")
+                         if hasattr(errno, name)}
 
 
 class TrialFailed(RuntimeError):
     """Raised by the Tune trainable after reporting a failed row, so Optuna marks it FAIL."""
+
+OUT_OF_MEMORY_TEXTS = ("out of memory", "can't allocate memory")
 
 
 def _build(config: dict[str, Any]):
@@ -144,6 +159,21 @@ def run_trial(config: dict[str, Any], settings: TrialSettings, trial_number: int
     return row
 
 
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """True for a failure of the machine (full disk, I/O error, out of memory), not of the
+    configuration, so that --resume tries the configuration again."""
+    while exc is not None:
+        if isinstance(exc, MemoryError):
+            return True
+        if isinstance(exc, OSError) and exc.errno in INFRASTRUCTURE_ERRNOS:
+            return True
+        # torch reports an allocation failure as a RuntimeError (CUDA: OutOfMemoryError)
+        if isinstance(exc, RuntimeError) and any(text in str(exc).lower() for text in OUT_OF_MEMORY_TEXTS):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def safe_trial(config: dict[str, Any], settings: TrialSettings, trial_number: int,
                pipeline: TrialPipeline | None = None) -> dict[str, Any]:
     """:func:`run_trial`, with any failure turned into a 'failed' row (NaN objectives)."""
@@ -152,7 +182,8 @@ def safe_trial(config: dict[str, Any], settings: TrialSettings, trial_number: in
         row = run_trial(config, settings, trial_number, pipeline)
         row.update(status=STATUS_COMPLETE, error="")
     except Exception as exc:  # a failed trial must not stop the study
-        row = {"status": STATUS_FAILED, "error": one_line(exc)}
+        status = STATUS_INFRASTRUCTURE if is_infrastructure_error(exc) else STATUS_FAILED
+        row = {"status": status, "error": one_line(exc)}
         if os.environ.get("SR_SEARCH_TRACEBACKS"):
             traceback.print_exc()
         for objective in settings.objectives:

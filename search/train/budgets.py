@@ -115,7 +115,7 @@ def _check_keys(values: dict, name: str, source, *, fill: bool = True) -> dict:
         for key in _FLOAT_KEYS:
             if key in merged:
                 merged[key] = float(merged[key])
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: steps: .inf
         raise UserError(f"budget {name!r}: {exc}", path=source) from None
     problems = []
     for key in ("steps", "batch_size", "patch_size"):

@@ -28,12 +28,21 @@ import torch
 from torch import nn
 
 from search.errors import UserError
+from search.models.weights import save_weights
 from search.train.budgets import learning_rate_at, resolve_budget
 from search.train.losses import training_loss
 
 
 class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite (the study records the trial as failed)."""
+    """The training loss became NaN or infinite, or ended far above where it started (the
+    study records the trial as failed)."""
+
+
+# A run whose final loss is this many times the untrained model's loss (its first step) has
+# blown up, even when every value stayed finite (lr 1e8: 7 dB, loss ~1e7). Training that
+# works lowers the loss; a scheduled loss term (a sparsity or depth weight ramp) raises it
+# by a fraction, never tenfold.
+DIVERGENCE_FACTOR = 10.0
 
 
 def seed_everything(seed: int) -> None:
@@ -92,7 +101,8 @@ def train_model(model: nn.Module, budget: str | dict, *, train_sets=("T91",), se
     Returns ``{"train_time_s", "steps", "final_loss", "weights_path", ...}``; ``final_loss``
     is the mean total loss over the last ``final_loss_window`` fraction of steps. Saves the
     state dict to ``out_dir/weights.pt`` (and the loss curve to ``out_dir/train_log.json``)
-    when ``out_dir`` is given. Raises :class:`TrainingDiverged` on a NaN/inf loss.
+    when ``out_dir`` is given. Raises :class:`TrainingDiverged` on a NaN/inf loss, or when the
+    final loss is :data:`DIVERGENCE_FACTOR` times the first step's.
     ``protocol`` (gray models only) names the evaluation protocol whose gray channel and LR
     recipe the training data follows; default: the family's ``default_protocol``.
     """
@@ -166,11 +176,15 @@ def train_model(model: nn.Module, budget: str | dict, *, train_sets=("T91",), se
     bar.close()
     train_time = time.perf_counter() - start
     model.eval()
+    final_loss = float(losses[-window:].mean())
+    if final_loss > DIVERGENCE_FACTOR * losses[0]:
+        raise TrainingDiverged(f"{name}: training loss rose from {losses[0]:.4g} to {final_loss:.4g} "
+                               f"(budget {settings['name']}, lr {settings['lr']:g}, seed {seed})")
 
     result = {
         "train_time_s": train_time,
         "steps": steps,
-        "final_loss": float(losses[-window:].mean()),
+        "final_loss": final_loss,
         "weights_path": None,
         "loss_terms": {k: v / window for k, v in term_sums.items()},
         "first_loss": float(losses[:window].mean()),
@@ -189,9 +203,8 @@ def _save(model, result, out_dir, seed, train_sets, settings, history) -> None:
         return
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    weights_path = out / "weights.pt"
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save(state, weights_path)
+    # with the model's id, family and scale, which loading checks against the model
+    weights_path = save_weights(model, out / "weights.pt")
     result["weights_path"] = str(weights_path)
     log = {"model_id": _model_name(model), "seed": seed,
            "train_sets": [str(s) for s in _as_tuple(train_sets)], "settings": settings,
