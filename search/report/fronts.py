@@ -92,10 +92,11 @@ def front_table(trials: pd.DataFrame, objectives: list[tuple[str, str]]) -> tupl
     columns = [c for c, _ in objectives]
     directions = [d for _, d in objectives]
     values = done[columns].to_numpy(dtype=np.float64)
+    # repeat rows (a completed configuration proposed again, not trained) are not trials
     metrics: dict = {
-        "trials": int(len(trials)),
+        "trials": int((trials["status"] != "repeat").sum()),
         "complete": int(len(done)),
-        "failed": int((trials["status"] != "complete").sum()),
+        "failed": int(trials["status"].isin(["failed", "infrastructure_failed"]).sum()),
         "objectives": [f"{c}:{d}" for c, d in objectives],
         "reference_point": REFERENCE_POINT,
     }
