@@ -166,7 +166,7 @@ def evaluate(args) -> list[dict]:
     from search.data import find_test_set
     from search.evaluate import evaluate_model
     from search.evaluate.evaluator import prepare_samples
-    from search.evaluate.protocols import get_protocol
+    from search.data.protocols import get_protocol
     from search.paths import SHIPPED_DATA
 
     model = create_model(family="AdaDSR", scale=args.scale, D=args.D, F=args.F, lam=args.lam,

@@ -141,7 +141,7 @@ def front_shares(space, objectives: str, found: list[tuple[str, set]]) -> pd.Dat
     """Each full-grid front point's exclusive share of the grid hypervolume, and how many runs
     of each sampler had it on their front (a grid-front point is on the front of any set of
     trials that contains it, so this is how often it was evaluated)."""
-    from search.report.pareto import REFERENCE_POINT, exclusive_contributions, normalise
+    from search.study.pareto import REFERENCE_POINT, exclusive_contributions, normalise
     from search.study.tabular import grid_front, load_table, parse_tabular_objectives
 
     table = load_table("published")

@@ -28,7 +28,7 @@ from search.errors import DataError, WeightsError
 from search.evaluate.cli import main
 from search.jsonio import dumps_json
 from search.evaluate.metrics import SSIM_WINDOW
-from search.evaluate.protocols import get_protocol, list_protocols
+from search.data.protocols import get_protocol, list_protocols
 from search.models import create_model, load_weights
 from search.models.weights import load_state_dict, save_weights
 from search.paths import REPO_ROOT
@@ -86,7 +86,7 @@ def test_decompression_bomb_refused_from_the_header(capsys, tmp_path, monkeypatc
     def no_resize(*args, **kwargs):  # the limit is checked before decoding or resizing
         raise AssertionError("imresize called on a decompression bomb")
 
-    monkeypatch.setattr("search.evaluate.protocols.imresize", no_resize)
+    monkeypatch.setattr("search.data.protocols.imresize", no_resize)
     before = Image.MAX_IMAGE_PIXELS
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

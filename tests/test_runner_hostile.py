@@ -291,3 +291,19 @@ def test_the_documented_multi_node_recipe_measures_on_the_device_node(tiny_space
                 node.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 node.kill()
+
+
+def test_a_fresh_study_seeds_its_sampler_with_the_seed_itself(ray_address, wide_space, tmp_path, monkeypatch):
+    """Enqueued initial-design anchors are not finished trials: they must not shift the seed."""
+    import search.study.runner as runner
+
+    seeds = []
+    real = runner.make_sampler
+    monkeypatch.setattr(runner, "make_sampler", lambda name, seed, space=None: seeds.append(seed) or real(name, seed, space))
+    out = tmp_path / "study"
+    run_study(options(wide_space, out, sampler="random", seed=3, trials=8, initial_design="smallest"),
+              pipeline=pipeline(train=instant_train))
+    assert seeds[0] == 3
+    before, held = len(seeds), len(read_rows(out))  # every row is a finished Optuna trial
+    run_study(options(wide_space, out, trials=9), resume=True, pipeline=pipeline(train=instant_train))
+    assert seeds[before] == continued_seed(3, held) != 3

@@ -12,7 +12,7 @@ from search.errors import UserError
 from search.models import create_model, load_weights, released_weights_path
 from search.models import smsr as smsr_module
 from search.models._sparse_conv import Workspace, build_spatial_index, split_conv, sparse_conv3x3
-from search.train.schedules import (
+from search.models.tau_schedules import (
     ConstantTau,
     CosineTau,
     ExponentialTau,

@@ -40,7 +40,7 @@ def test_tabular_run_writes_sane_summary_and_is_deterministic(esr_space, tmp_pat
 
 def test_grid_hypervolume_is_that_of_the_whole_table(esr_space):
     """The denominator of the ratio, recomputed from the table without any sampler."""
-    from search.report.pareto import hypervolume, normalise
+    from search.study.pareto import hypervolume, normalise
 
     summary = run_tabular(esr_space, OBJECTIVES, sampler="random", trials=5, seed=0)
     table = pd.read_csv(REPO_ROOT / "published" / "esr_tests.csv").set_index("model")

@@ -16,7 +16,7 @@ from search.data.images import read_image, write_image
 from search.data.imresize import imresize
 from search.data.training import BICUBIC_REACH_LR, PatchSampler, augment, find_training_set
 from search.errors import DataError, UserError
-from search.evaluate.protocols import get_protocol
+from search.data.protocols import get_protocol
 from search.models import create_model, load_weights
 from search.models.registry import SRModel
 from search.paths import REPO_ROOT, SHIPPED_DATA

@@ -11,7 +11,7 @@ the bicubic kernel) an LR patch equals ``imresize`` of its HR patch.
 Colour: RGB models get RGB ``uint8`` HR and MATLAB ``imresize`` of the ``uint8`` image (rounded
 after each 1-D pass, as MATLAB does: the DIV2K ``LR_bicubic`` recipe). Gray models get the
 gray channel, rounding and LR recipe of their evaluation protocol (``gray_recipe``, a
-:class:`search.evaluate.protocols.Protocol`), e.g. for the eSR protocol the float gray
+:class:`search.data.protocols.Protocol`), e.g. for the eSR protocol the float gray
 ``0.299*B + 0.587*G + 0.114*R`` and an unrounded, unclipped bicubic LR.
 
 Values are divided by 255 (model range [0, 1]). Sampling uses only the sampler's own
@@ -50,7 +50,7 @@ def hr_lr_pair(image: np.ndarray, scale: int, color: str = "rgb",
 
     ``color="rgb"``: LR = MATLAB imresize of the uint8 RGB image (rounded after each pass,
     as MATLAB). ``color="gray"``: ``gray_recipe`` (an evaluation protocol, see
-    :mod:`search.evaluate.protocols`) supplies ``crop_hr``, ``gray_of``, ``round_gray_hr`` and
+    :mod:`search.data.protocols`) supplies ``crop_hr``, ``gray_of``, ``round_gray_hr`` and
     ``round_lr``, so training data is made exactly like the protocol's test inputs.
     """
     if color == "rgb":

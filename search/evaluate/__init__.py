@@ -10,7 +10,7 @@ from search.evaluate.evaluator import (  # noqa: F401
     resolve_protocol,
 )
 from search.evaluate.metrics import psnr, shave, ssim  # noqa: F401
-from search.evaluate.protocols import Protocol, get_protocol, list_protocols, register_protocol  # noqa: F401
+from search.data.protocols import Protocol, get_protocol, list_protocols, register_protocol  # noqa: F401
 
 
 def main(argv=None):

@@ -25,7 +25,7 @@ DEFAULT_SETS = ("Set5", "Set14")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from search.evaluate.protocols import list_protocols
+    from search.data.protocols import list_protocols
 
     parser = argparse.ArgumentParser(
         prog="python -m search.evaluate",

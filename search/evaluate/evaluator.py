@@ -1,15 +1,14 @@
 """Evaluate SR models on test sets under a protocol, fast enough to run inside search trials.
 
 Prepared samples (LR input + metric target per image, scale, colour and protocol) are
-cached in memory, so evaluating many models on the same sets pays image decoding and
-MATLAB resizing once. Inference runs under ``torch.inference_mode``; metrics run in torch.
+cached in memory (:mod:`search.data.samples`), so evaluating many models on the same sets
+pays image decoding and MATLAB resizing once. Inference runs under ``torch.inference_mode``; metrics run in torch.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections import OrderedDict
 from pathlib import Path
 from typing import Iterable
 
@@ -18,49 +17,12 @@ import torch
 from torch import nn
 
 from search.data.datasets import TestSet, find_test_set
-from search.data.images import read_image
-from search.errors import DataError, UserError
-from search.evaluate.metrics import SSIM_WINDOW, psnr, ssim, ssim_reference
-from search.evaluate.protocols import Protocol, Sample, get_protocol
+from search.data.protocols import Protocol, Sample, get_protocol  # noqa: F401 (search.evaluate's API)
+from search.data.samples import clear_cache, prepare_sample, prepare_samples  # noqa: F401 (API)
+from search.errors import UserError
+from search.evaluate.metrics import psnr, ssim, ssim_reference
+from search.models.registry import default_protocol_name, resolve_protocol  # noqa: F401 (API)
 from search.torch_device import resolve_torch_device
-
-# Prepared samples kept in memory (LRU), bounded in bytes: SR_EVAL_CACHE_MB (default 2048).
-_CACHE_BYTES = int(float(os.environ.get("SR_EVAL_CACHE_MB", "2048")) * 2**20)
-_sample_cache: "OrderedDict[tuple, tuple[Sample, int]]" = OrderedDict()
-_cache_used = 0
-
-
-def clear_cache() -> None:
-    global _cache_used
-    _sample_cache.clear()
-    _cache_used = 0
-
-
-def _sample_bytes(sample: Sample) -> int:
-    # target (float64) + LR, plus the per-device extras added later (float32 shaved target
-    # and four float32 SSIM maps: about twice the float64 target).
-    return sample.lr.nbytes + 3 * sample.target.nbytes
-
-
-def default_protocol_name(model: nn.Module) -> str:
-    """The protocol a model is scored with when none is given (its family's default)."""
-    own = getattr(model, "default_protocol", None)
-    if own:
-        return own
-    family = getattr(model, "family", None)
-    if family:
-        try:
-            from search.models import get_family
-
-            return get_family(family).default_protocol
-        except UserError:
-            pass
-    return "standard"
-
-
-def resolve_protocol(model: nn.Module, protocol: str | Protocol | None) -> Protocol:
-    return get_protocol(protocol if protocol is not None else default_protocol_name(model))
-
 
 def model_color(model: nn.Module) -> str:
     color = getattr(model, "color", None)
@@ -68,55 +30,6 @@ def model_color(model: nn.Module) -> str:
         return color
     first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
     return "gray" if first is not None and first.in_channels == 1 else "rgb"
-
-
-def _file_key(path: Path) -> tuple:
-    stat = path.stat()
-    return (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-
-
-def _check_image_size(image: np.ndarray, path: Path, scale: int, protocol: Protocol) -> None:
-    """DataError when ``image`` is too small to score at ``scale`` (see Protocol.min_image_side)."""
-    height, width = image.shape[:2]
-    minimum = protocol.min_image_side(scale)
-    if height < minimum or width < minimum:
-        raise DataError(
-            f"image is {width}x{height}, smaller than the minimum {minimum}x{minimum} for scale "
-            f"{scale} (cropped to a multiple of {scale}, {protocol.border(scale)} px shaved per side, "
-            f"the {SSIM_WINDOW}x{SSIM_WINDOW} SSIM window must fit)", path=path)
-
-
-def prepare_sample(test_set: TestSet, image_path: Path, scale: int, color: str,
-                   protocol: Protocol) -> Sample:
-    """The cached :class:`Sample` of one image (DataError for a missing/corrupt file)."""
-    image_path = Path(image_path)
-    if not image_path.is_file():
-        raise DataError("image not found", path=image_path)
-    global _cache_used
-    key = (_file_key(image_path), int(scale), color, protocol.key)
-    cached = _sample_cache.get(key)
-    if cached is not None:
-        _sample_cache.move_to_end(key)
-        return cached[0]
-    image = read_image(image_path)
-    _check_image_size(image, image_path, int(scale), protocol)
-    lr_image = None
-    if protocol.lr_from_files:
-        lr_path = test_set.lr_path(image_path, scale)
-        if lr_path is not None:
-            lr_image = read_image(lr_path)
-    sample = protocol.prepare(image, int(scale), color, lr_image)
-    size = _sample_bytes(sample)
-    _sample_cache[key] = (sample, size)
-    _cache_used += size
-    while _cache_used > _CACHE_BYTES and len(_sample_cache) > 1:
-        _, (_, evicted) = _sample_cache.popitem(last=False)
-        _cache_used -= evicted
-    return sample
-
-
-def prepare_samples(test_set: TestSet, scale: int, color: str, protocol: Protocol) -> list[Sample]:
-    return [prepare_sample(test_set, path, scale, color, protocol) for path in test_set.images]
 
 
 def _as_test_sets(test_sets, data_root) -> list[TestSet]:

@@ -15,7 +15,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-SSIM_WINDOW = 11
+from search.data.protocols import SSIM_WINDOW
+
 SSIM_SIGMA = 1.5
 _K1, _K2, _PEAK = 0.01, 0.03, 255.0
 

@@ -419,8 +419,8 @@ class AdaDSR(EDSRBackbone):
 def _set5_lr_tensors(scale: int) -> list[torch.Tensor]:
     """The LR inputs of the shipped Set5 exactly as the standard protocol makes them."""
     from search.data import find_test_set
-    from search.evaluate.evaluator import prepare_samples
-    from search.evaluate.protocols import get_protocol
+    from search.data.protocols import get_protocol
+    from search.data.samples import prepare_samples
     from search.paths import SHIPPED_DATA
 
     test_set = find_test_set(Path(SHIPPED_DATA, "Set5"))

@@ -30,7 +30,8 @@ from typing import Any, Callable
 
 from torch import nn
 
-from search.errors import ModelIdError
+from search.data.protocols import Protocol, get_protocol
+from search.errors import ModelIdError, UserError
 
 _TOKEN = re.compile(r"^([A-Za-z]+)(-?\d+(?:\.\d+)?)$")
 
@@ -266,3 +267,21 @@ def _ensure_loaded() -> None:
     for module in pkgutil.iter_modules(package.__path__):
         if module.name not in ("registry", "weights") and not module.name.startswith("_"):
             importlib.import_module(f"search.models.{module.name}")
+
+
+def default_protocol_name(model: nn.Module) -> str:
+    """The protocol a model is scored with when none is given (its family's default)."""
+    own = getattr(model, "default_protocol", None)
+    if own:
+        return own
+    family = getattr(model, "family", None)
+    if family:
+        try:
+            return get_family(family).default_protocol
+        except UserError:
+            pass
+    return "standard"
+
+
+def resolve_protocol(model: nn.Module, protocol: str | Protocol | None) -> Protocol:
+    return get_protocol(protocol if protocol is not None else default_protocol_name(model))

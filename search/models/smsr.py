@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from search.models.tau_schedules import build_tau_schedule
 from search.models._sparse_conv import (
     SpatialIndex,
     SplitConv,
@@ -257,7 +258,6 @@ class SMSR(SRModel):
                  rgb_range: float = 255.0, tau_schedule=None, sparsity_weight: float = 0.1,
                  sparsity_warmup: float = 0.05, inference: str = "sparse"):
         super().__init__()
-        from search.train.schedules import build_tau_schedule  # keeps model import light
 
         for name, value in (("scale", scale), ("n_feats", n_feats), ("n_modules", n_modules), ("n_layers", n_layers)):
             if int(value) != value or value < 1:

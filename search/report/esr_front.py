@@ -31,7 +31,7 @@ import pandas as pd
 from search.jsonio import dumps_json
 from search.errors import UserError, cli_main
 from search.paths import PUBLISHED_DIR, REPO_ROOT
-from search.report.pareto import pareto_mask
+from search.study.pareto import dominators, pareto_mask
 
 SPEED = "speed_AGX"
 TOLERANCE_DB = 0.05
@@ -60,9 +60,7 @@ def load(released_path: Path, published_path: Path = PUBLISHED_DIR / "esr_tests.
 
 def _dominators(values: np.ndarray, index: int) -> np.ndarray:
     """Rows dominating row ``index`` (both objectives maximised)."""
-    better_eq = np.all(values >= values[index], axis=1)
-    strictly = np.any(values > values[index], axis=1)
-    return np.flatnonzero(better_eq & strictly)
+    return dominators(values, index, ["max", "max"])
 
 
 def compare(table: pd.DataFrame, test_set: str, scope: str, tolerance: float = TOLERANCE_DB) -> tuple[list[dict], dict]:

@@ -8,7 +8,7 @@ Writes into ``--out``:
   ``--objectives`` it ran with, from ``study.json``, else the space's), every trials.csv
   column kept, best first objective first;
 * ``metrics.json``: trial counts, front size, hypervolume (objectives min-max normalised over
-  the study's own finished trials, reference point 1.1: :mod:`search.report.pareto`), the
+  the study's own finished trials, reference point 1.1: :mod:`search.study.pareto`), the
   best value of each objective, and the latency label(s);
 * ``front.md``: the front as a Markdown table;
 * ``front.png``: PSNR against latency, parameters and MACs (one row of panels per scale),
@@ -30,7 +30,7 @@ import pandas as pd
 
 from search.jsonio import dumps_json
 from search.errors import UserError, cli_main
-from search.report.pareto import REFERENCE_POINT, hypervolume, normalise, pareto_mask
+from search.study.pareto import REFERENCE_POINT, hypervolume, normalise, pareto_mask
 
 COST_AXES = (("latency_ms", "latency (ms)"), ("params", "parameters"), ("flops", "MACs"))
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p", "8")

@@ -396,7 +396,7 @@ def _check_budget(budget: str | dict) -> None:
 
 def _check_protocol(name: str) -> None:
     """The evaluation protocol must exist; else every trial fails after training."""
-    from search.evaluate.protocols import get_protocol  # evaluate sits below space: no cycle
+    from search.data.protocols import get_protocol
 
     try:
         get_protocol(name)

@@ -78,7 +78,7 @@ MANIFEST = "study.json"
 # process ends in any way, kill -9 included.
 FOLDER_LOCK = ".study.lock"
 # Rounds in a row that only repeated completed configurations before the runner stops short.
-MAX_FRUITLESS_ROUNDS = 10
+MAX_FRUITLESS_ROUNDS = 50
 # Settings a --resume may not change (the study's identity); the CLI leaves unset ones None.
 RESUME_FIXED = ("space", "sampler", "seed", "budget", "objectives", "device", "initial_design", "storage")
 
@@ -506,7 +506,8 @@ def _run_locked(options, space, objectives, seed, budget, out_dir, created, resu
         while remaining > 0:
             # A sampler continues its sequence after a resume instead of replaying it: its
             # seed depends on how many trials the study already holds.
-            sampler_seed = continued_seed(seed, len(memory_study.trials))
+            finished_so_far = sum(t.state.is_finished() for t in memory_study.trials)  # not the enqueued
+            sampler_seed = continued_seed(seed, finished_so_far)
             ran, repeats, fit_s = _fit(define, options, settings, memory_storage, study_name, metric_names,
                                        modes, sampler_seed, remaining, trials_target - remaining,
                                        trials_target, table, pipeline)

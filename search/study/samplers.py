@@ -23,6 +23,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from search.errors import UserError
+from search.study.pareto import dominates
 
 SAMPLERS = ("grid", "random", "tpe", "nsga2")
 # Small, so that several generations fit in a budget of ~100 trials; chosen with the
@@ -237,7 +238,6 @@ class NeighbourVariation:
 
 
 def _dominates(a, b, directions) -> bool:
-    signs = [1.0 if d == optuna.study.StudyDirection.MINIMIZE else -1.0 for d in directions]
-    a = [s * v for s, v in zip(signs, a)]
-    b = [s * v for s, v in zip(signs, b)]
-    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+    """Pareto dominance of Optuna value vectors under the study's directions."""
+    names = ["min" if d == optuna.study.StudyDirection.MINIMIZE else "max" for d in directions]
+    return dominates(a, b, names)

@@ -8,7 +8,7 @@ The sampler only sees the space (Optuna's define-by-run suggestion of
 from the table row of its configuration id. A configuration suggested again is pruned and
 not counted (duplicate elimination, ``unique=True``); with ``unique=False`` it costs another
 trial, as a search without a cache would pay. Hypervolume as in
-:mod:`search.report.pareto`: objectives min-max normalised over the full grid, reference
+:mod:`search.study.pareto`: objectives min-max normalised over the full grid, reference
 point 1.1.
 """
 
@@ -30,7 +30,7 @@ from search.space import Objective, parse_objectives
 from search.study.runner import check_initial_design, enqueue_configs, enqueue_grid, initial_configurations
 from search.study.samplers import make_sampler
 from search.paths import PUBLISHED_DIR
-from search.report.pareto import REFERENCE_POINT, hypervolume, normalise, pareto_mask
+from search.study.pareto import REFERENCE_POINT, hypervolume, normalise, pareto_mask
 
 BENCHMARKS = {"published": PUBLISHED_DIR / "esr_tests.csv"}
 # with duplicate elimination, give up after this many proposals per evaluation

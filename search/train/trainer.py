@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from search.errors import UserError
+from search.models.registry import resolve_protocol
 from search.models.weights import save_weights
 from search.train.budgets import learning_rate_at, resolve_budget
 from search.train.losses import training_loss
@@ -56,12 +57,10 @@ def protocol_for(model: nn.Module, protocol: str | None = None):
     """The evaluation protocol whose gray recipe a gray model is trained with.
 
     Training data for a gray model is made exactly like the test input of the protocol it
-    is scored with by default (``search.evaluate.resolve_protocol``: the model's or its
-    family's default protocol; ``esr`` for the eSR-paper families, whose gray is BT.601 on
-    the BGR-ordered array; ``standard`` otherwise).
+    is scored with by default (``search.models.registry.resolve_protocol``: the model's or
+    its family's default protocol; ``esr`` for the eSR-paper families, whose gray is BT.601
+    on the BGR-ordered array; ``standard`` otherwise).
     """
-    from search.evaluate import resolve_protocol
-
     return resolve_protocol(model, protocol)
 
 

@@ -29,6 +29,20 @@ def _to_minimisation(values: np.ndarray, directions: Sequence[str]) -> np.ndarra
     return values * signs
 
 
+def dominators(values, index: int, directions: Sequence[str]) -> np.ndarray:
+    """Indices of the rows of ``values`` that dominate row ``index``: no worse in every
+    objective and better in one."""
+    points = _to_minimisation(values, directions)
+    no_worse = np.all(points <= points[index], axis=1)
+    better = np.any(points < points[index], axis=1)
+    return np.flatnonzero(no_worse & better)
+
+
+def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:
+    """True if objective vector ``a`` dominates ``b``."""
+    return bool(len(dominators(np.array([a, b], dtype=np.float64), 1, directions)))
+
+
 def pareto_mask(values, directions: Sequence[str]) -> np.ndarray:
     """Boolean mask of the non-dominated rows (duplicates of a front point all stay)."""
     points = _to_minimisation(values, directions)

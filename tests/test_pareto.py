@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from search.report.pareto import REFERENCE_POINT, exclusive_contributions, hypervolume, normalise, pareto_mask
+from search.study.pareto import REFERENCE_POINT, exclusive_contributions, hypervolume, normalise, pareto_mask
 
 
 def test_pareto_mask_mixed_directions():
@@ -51,3 +51,14 @@ def test_normalise_flips_max_objectives_and_uses_given_bounds():
     assert sub.tolist() == [[0.5, 0.5]]
     # the best corner of the normalised box has the full volume of the reference box
     assert hypervolume(np.zeros((1, 2))) == pytest.approx(REFERENCE_POINT ** 2)
+
+
+def test_dominance_by_hand():
+    from search.study.pareto import dominates, dominators
+
+    # (PSNR max, latency min): (30, 5) beats (29, 5) and (30, 6); not (31, 7); equal is not dominance
+    assert dominates([30, 5], [29, 5], ["max", "min"]) and dominates([30, 5], [30, 6], ["max", "min"])
+    assert not dominates([30, 5], [31, 7], ["max", "min"]) and not dominates([30, 5], [30, 5], ["max", "min"])
+    values = [[30, 5], [29, 6], [31, 4], [29, 6]]
+    assert list(dominators(values, 1, ["max", "min"])) == [0, 2]  # not its twin row 3
+    assert list(dominators(values, 2, ["max", "min"])) == []

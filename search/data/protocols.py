@@ -32,7 +32,10 @@ from search.data.color import gray2y, rgb2y
 from search.data.images import mod_crop
 from search.data.imresize import imresize
 from search.errors import UserError
-from search.evaluate.metrics import SSIM_WINDOW
+
+# The SSIM window (11x11 Gaussian, Wang et al. 2004): the smallest image a protocol can score
+# must hold it after the shave (search.evaluate.metrics uses the same constant).
+SSIM_WINDOW = 11
 
 _GRAY_WEIGHTS = {
     # name: weights applied to the array's channels 0, 1, 2 (float, unrounded)
