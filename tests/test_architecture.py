@@ -18,7 +18,8 @@ from search.paths import REPO_ROOT
 PACKAGE = REPO_ROOT / "search"
 # lowest first; a module may import its own layer and any below it
 LAYERS = [
-    ("base", ["search.errors", "search.paths", "search.jsonio", "search.torch_device", "search"]),
+    ("base", ["search.errors", "search.paths", "search.jsonio", "search.torch_device", "search.markdown",
+              "search"]),
     ("data", ["search.data"]),
     ("models", ["search.models"]),
     ("train", ["search.train"]),
@@ -26,6 +27,7 @@ LAYERS = [
     ("profile", ["search.profile"]),
     ("study", ["search.space", "search.study", "search.run"]),
     ("report", ["search.report"]),
+    ("cli", ["search.cli"]),  # `sr`: hands each subcommand to its tool's main
 ]
 
 

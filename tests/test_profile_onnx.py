@@ -5,28 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from search.models import create_model, get_family, list_families
+from search.models import list_families
+from search.models.registry import create_test_model
 from search.profile.onnx_export import check_onnx, export_onnx
-
-# A small configuration per family keeps the test fast; families not listed use defaults.
-SMALL = {
-    "eSR-MAX": dict(scale=2, K=3, C=2), "eSR-TM": dict(scale=3, K=3, C=2),
-    "eSR-TR": dict(scale=4, K=3, C=2), "eSR-CNN": dict(scale=2, C=2, D=1, S=3),
-    "ESPCN": dict(scale=3, D=1, S=3), "FSRCNN": dict(scale=3, D=6, S=3, M=1),
-    "Bicubic": dict(scale=3), "IMDN": dict(scale=2, B=1, F=8), "IMDN-AS": dict(scale=2, B=1, F=8),
-    "IMDN-RTC": dict(scale=2, B=1, F=8), "SMSR": dict(scale=2, n_feats=16, n_modules=1, n_layers=2),
-    "AdaDSR": dict(scale=2, D=2, F=8), "AdaDSR-plain": dict(scale=2, D=2, F=8),
-    "DASR": dict(scale=2, N=2, F=8, B=1),
-}
 
 
 def small_model(family: str):
-    kwargs = dict(SMALL.get(family, {}))
-    scale = kwargs.pop("scale", get_family(family).defaults.get("scale", 2))
-    try:
-        return create_model(family=family, scale=scale, **kwargs)
-    except Exception as exc:
-        pytest.fail(f"cannot build a small {family}: add it to SMALL in this test ({exc})")
+    return create_test_model(family)  # the family's declared test configuration (its model file)
 
 
 @pytest.mark.parametrize("family", list_families())

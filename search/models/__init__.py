@@ -8,6 +8,7 @@ from search.models.registry import (  # noqa: F401
     format_model_id,
     get_family,
     list_families,
+    load_model_files,
     parse_model_id,
     register_family,
     released_weights_path,

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F_
 from torch import nn
 
-from search.models.registry import SRModel, register_family
+from search.models.registry import DEEP_QUICK_BUDGET, SRModel, register_family
 
 # DIV2K RGB mean used by EDSR's MeanShift (in [0, 1] units).
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
@@ -429,7 +429,8 @@ def _set5_lr_tensors(scale: int) -> list[torch.Tensor]:
 
 
 @register_family("AdaDSR", id_fields=("D", "F"), color="rgb", paper="adadsr",
-                 defaults={"D": 8, "F": 32})
+                 defaults={"D": 8, "F": 32}, test_config={"scale": 2, "D": 2, "F": 8},
+                 budget_overrides=DEEP_QUICK_BUDGET)
 def adadsr(scale: int, D: int = 8, F: int = 32, lam: float = DEFAULT_LAMBDA,
            target_depth: float | None = None, tile_size: int = DEFAULT_TILE,
            constraint: str = "soft") -> AdaDSR:
@@ -441,7 +442,8 @@ def adadsr(scale: int, D: int = 8, F: int = 32, lam: float = DEFAULT_LAMBDA,
 
 
 @register_family("AdaDSR-plain", id_fields=("D", "F"), color="rgb", paper="adadsr",
-                 defaults={"D": 8, "F": 32})
+                 defaults={"D": 8, "F": 32}, test_config={"scale": 2, "D": 2, "F": 8},
+                 budget_overrides=DEEP_QUICK_BUDGET)
 def adadsr_plain(scale: int, D: int = 8, F: int = 32) -> PlainEDSR:
     """AdaDSR's plain EDSR-style backbone (no adapter), trained first to initialise AdaDSR."""
     return PlainEDSR(scale, D, F)

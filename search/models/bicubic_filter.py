@@ -75,7 +75,8 @@ class BicubicFilter(SRModel):
         )
 
 
-@register_family("Bicubic", color="gray", paper="esr", released_weights=released_esr_weights)
+@register_family("Bicubic", color="gray", paper="esr", released_weights=released_esr_weights,
+                 test_config={"scale": 3}, budget_overrides={"paper": {"loss_border": 4}})
 def bicubic(scale: int) -> BicubicFilter:
     """Bicubic upscaling as a fixed transposed conv (the eSR authors' baseline, incl. its x3 shift)."""
     return BicubicFilter(scale)

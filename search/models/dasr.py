@@ -33,14 +33,13 @@ unless ``predictor_width`` is given.
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from search.data.degradations import VECTOR_SIZE, degrade_batch, load_settings
-from search.models.registry import SRModel, register_family
+from search.models.registry import DEEP_QUICK_BUDGET, SRModel, register_family
 
 MLP_HIDDEN = 15  # the released MappingNet's hidden width
 DEFAULT_REGRESSION_WEIGHT = 1.0
@@ -245,7 +244,8 @@ class DASR(SRModel):
 
 
 @register_family("DASR", id_fields=("N", "F", "B"), color="rgb", paper="dasr",
-                 defaults={"scale": 4, "N": 5, "F": 32, "B": 4})
+                 defaults={"scale": 4, "N": 5, "F": 32, "B": 4},
+                 test_config={"scale": 2, "N": 2, "F": 8, "B": 1}, budget_overrides=DEEP_QUICK_BUDGET)
 def dasr(scale: int, N: int = 5, F: int = 32, B: int = 4, **kwargs) -> DASR:
     """DASR: degradation predictor + N SRResNet experts mixed into one network per image."""
     return DASR(scale, N, F, B, **kwargs)

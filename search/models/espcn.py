@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from search.models.esr import positive_int, released_esr_weights
+from search.models.esr import SMALL_CNN_BUDGETS, positive_int, released_esr_weights
 from search.models.registry import SRModel, register_family
 
 
@@ -46,7 +46,8 @@ class ESPCN(SRModel):
 
 
 @register_family("ESPCN", id_fields=("D", "S"), color="gray", paper="esr",
-                 released_weights=released_esr_weights)
+                 released_weights=released_esr_weights, test_config={"scale": 3, "D": 1, "S": 3},
+                 budget_overrides=SMALL_CNN_BUDGETS)
 def espcn(scale: int, D: int, S: int) -> ESPCN:
     """ESPCN (eSR authors' gray variant): 5x5 conv to D, tanh, 3x3 to S, tanh, sub-pixel, sigmoid."""
     return ESPCN(scale, D, S)

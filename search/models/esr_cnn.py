@@ -21,7 +21,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from search.models.esr import init_identity_centre, positive_int, released_esr_weights
+from search.models.esr import (
+    SMALL_CNN_BUDGETS,
+    init_identity_centre,
+    positive_int,
+    released_esr_weights,
+)
 from search.models.registry import SRModel, register_family
 
 
@@ -54,7 +59,8 @@ class EdgeSRCNN(SRModel):
 
 
 @register_family("eSR-CNN", id_fields=("C", "D", "S"), color="gray", paper="esr",
-                 released_weights=released_esr_weights)
+                 released_weights=released_esr_weights, test_config={"scale": 2, "C": 2, "D": 1, "S": 3},
+                 budget_overrides=SMALL_CNN_BUDGETS)
 def esr_cnn(scale: int, C: int, D: int, S: int) -> EdgeSRCNN:
     """edge-SR CNN: 5x5 conv to D, tanh, 3x3 to S, tanh, 3x3 to 2*s^2*C, TM head with key^2."""
     return EdgeSRCNN(scale, C, D, S)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from search.models.esr import positive_int, released_esr_weights
+from search.models.esr import SMALL_CNN_BUDGETS, positive_int, released_esr_weights
 from search.models.registry import SRModel, register_family
 
 
@@ -51,7 +51,8 @@ class FSRCNN(SRModel):
 
 
 @register_family("FSRCNN", id_fields=("D", "S", "M"), color="gray", paper="esr",
-                 released_weights=released_esr_weights)
+                 released_weights=released_esr_weights, test_config={"scale": 3, "D": 6, "S": 3, "M": 1},
+                 budget_overrides=SMALL_CNN_BUDGETS)
 def fsrcnn(scale: int, D: int, S: int, M: int) -> FSRCNN:
     """FSRCNN (eSR authors' gray variant): extract D, shrink S, M 3x3 maps, expand, 9x9 deconv."""
     return FSRCNN(scale, D, S, M)

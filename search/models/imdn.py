@@ -40,7 +40,12 @@ import torch
 import torch.nn.functional as functional
 from torch import nn
 
-from search.models.registry import ModelSpec, SRModel, register_family
+from search.models.registry import (
+    DEEP_QUICK_BUDGET,
+    ModelSpec,
+    SRModel,
+    register_family,
+)
 from search.paths import weights_root
 
 LEAKY_SLOPE = 0.05
@@ -271,7 +276,8 @@ def _released_imdn_rtc(spec: ModelSpec) -> Path | None:
 
 
 @register_family("IMDN", id_fields=("B", "F", "R"), color="rgb", paper="imdn",
-                 defaults=PAPER_DEFAULTS, released_weights=_released_imdn)
+                 defaults=PAPER_DEFAULTS, released_weights=_released_imdn,
+                 test_config={"scale": 2, "B": 1, "F": 8}, budget_overrides=DEEP_QUICK_BUDGET)
 def imdn(scale: int, B: int, F: int, R: float) -> IMDN:
     """IMDN: B information multi-distillation blocks of F channels, distillation ratio R."""
     return IMDN(scale, B, F, R)
@@ -279,7 +285,8 @@ def imdn(scale: int, B: int, F: int, R: float) -> IMDN:
 
 @register_family("IMDN-AS", id_fields=("B", "F", "R"), color="rgb", paper="imdn",
                  defaults=PAPER_DEFAULTS, released_weights=_released_imdn_as,
-                 aliases=("IMDN_AS", "IMDNAS"))
+                 aliases=("IMDN_AS", "IMDNAS"), test_config={"scale": 2, "B": 1, "F": 8},
+                 budget_overrides=DEEP_QUICK_BUDGET)
 def imdn_as(scale: int, B: int, F: int, R: float) -> IMDN:
     """IMDN-AS: bicubic pre-upscale, stride-4 IMDN body, pad-to-4 adaptive cropping; any size."""
     return IMDN(scale, B, F, R, adaptive=True)
@@ -287,7 +294,8 @@ def imdn_as(scale: int, B: int, F: int, R: float) -> IMDN:
 
 @register_family("IMDN-RTC", id_fields=("B", "F", "R"), color="rgb", paper="imdn",
                  defaults={**RTC_DEFAULTS, "scale": 2}, released_weights=_released_imdn_rtc,
-                 aliases=("IMDN_RTC", "IMDNRTC"))
+                 aliases=("IMDN_RTC", "IMDNRTC"), test_config={"scale": 2, "B": 1, "F": 8},
+                 budget_overrides=DEEP_QUICK_BUDGET)
 def imdn_rtc(scale: int, B: int, F: int, R: float) -> IMDNRealTime:
     """IMDN-RTC: small real-time IMDN (no CCA, no block fusion), F=12, B=5 in the release."""
     return IMDNRealTime(scale, B, F, R)

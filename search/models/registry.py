@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -72,7 +73,18 @@ class FamilyInfo:
     defaults: dict[str, Any]
     released_weights: Callable[[ModelSpec], Path | None] | None
     description: str
+    # The family's contract with the rest of the suite (docs/ARCHITECTURE.md, "Adding a family"):
+    # a small configuration the contract tests build (tests/test_family_contract.py, ONNX
+    # export), and training-budget changes per budget name ({"quick": {"lr": 0.03}}), applied
+    # before any ``overrides:`` of the budget in params.yaml (the user's file has the last word).
+    test_config: dict[str, Any] = field(default_factory=dict)
+    budget_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source_file: str = ""
 
+
+# Deep families cost seconds per step on a CPU: under `quick` they get few steps (a ranking
+# signal, not convergence; docs/training.md).
+DEEP_QUICK_BUDGET = {"quick": {"steps": 300, "batch_size": 8}}
 
 _FAMILIES: dict[str, FamilyInfo] = {}
 _ALIASES: dict[str, str] = {}
@@ -88,8 +100,16 @@ def register_family(
     defaults: dict[str, Any] | None = None,
     released_weights: Callable[[ModelSpec], Path | None] | None = None,
     aliases: tuple[str, ...] = (),
+    test_config: dict[str, Any] | None = None,
+    budget_overrides: dict[str, dict[str, Any]] | None = None,
 ):
-    """Decorator registering ``builder(scale, **hparams) -> nn.Module`` as a family."""
+    """Decorator registering ``builder(scale, **hparams) -> nn.Module`` as a family.
+
+    ``test_config``: ``scale`` + hyper-parameters of a small model for the contract tests
+    (default: the family's defaults at scale 2). ``budget_overrides``: ``{budget name:
+    {key: value}}`` this family needs under a budget (e.g. a larger learning rate for the
+    one-layer eSR models).
+    """
     if "_" in name:
         raise ValueError(f"family names may not contain '_': {name!r}")
     if color not in ("gray", "rgb"):
@@ -109,6 +129,9 @@ def register_family(
             defaults=dict(defaults or {}),
             released_weights=released_weights,
             description=(builder.__doc__ or "").strip().splitlines()[0] if builder.__doc__ else "",
+            test_config=dict(test_config or {}),
+            budget_overrides={str(k): dict(v) for k, v in (budget_overrides or {}).items()},
+            source_file=str(getattr(sys.modules.get(builder.__module__), "__file__", "") or ""),
         )
         for alias in aliases:
             _ALIASES[alias.lower()] = name
@@ -241,6 +264,15 @@ def create_model(model_id: str | None = None, *, family: str | None = None,
     return model
 
 
+def create_test_model(family: str) -> nn.Module:
+    """The family's small configuration (``test_config``; default: its defaults at scale 2),
+    built as the contract tests and the ONNX check build it."""
+    info = get_family(family)
+    config = dict(info.test_config)
+    scale = config.pop("scale", info.defaults.get("scale", 2))
+    return create_model(family=info.name, scale=scale, **config)
+
+
 def released_weights_path(model_id: str) -> Path | None:
     """Path of the released weights for ``model_id``, or None if the family has none."""
     spec = parse_model_id(model_id)
@@ -267,6 +299,52 @@ def _ensure_loaded() -> None:
     for module in pkgutil.iter_modules(package.__path__):
         if module.name not in ("registry", "weights") and not module.name.startswith("_"):
             importlib.import_module(f"search.models.{module.name}")
+
+
+_MODEL_FILES: dict[Path, list[str]] = {}
+
+
+def load_model_files(paths) -> list[str]:
+    """Import model files from outside the package (a space's ``model_files:``), so that the
+    families they register exist in this process; returns the families they registered.
+
+    A model file is ordinary Python that calls :func:`register_family`, exactly like a file
+    under ``search/models/`` (it runs with the rights of whoever loads the space, as an
+    import does). Each file is imported once per process, so Ray workers and a resumed study
+    can call this again with the same list. Problems are one-line user errors.
+    """
+    import importlib.util
+    import traceback
+
+    _ensure_loaded()
+    registered: list[str] = []
+    for given in paths:
+        path = Path(given).resolve()
+        if path in _MODEL_FILES:
+            registered.extend(_MODEL_FILES[path])
+            continue
+        if not path.is_file() or path.suffix != ".py":
+            raise UserError("model file not found (a Python file registering a family)", path=given)
+        before = set(_FAMILIES)
+        name = f"search_model_file_{len(_MODEL_FILES)}_{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:  # the user's code: say where it failed, in one line
+            sys.modules.pop(name, None)
+            for family in set(_FAMILIES) - before:  # a half-imported file registers nothing
+                del _FAMILIES[family]
+            frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+            line = exc.lineno if isinstance(exc, SyntaxError) else (
+                frame.lineno if frame is not None and Path(frame.filename) == path else None)
+            where = f" (line {line})" if line else ""
+            text = " ".join(str(exc).split())
+            raise UserError(f"cannot import model file{where}: {type(exc).__name__}: {text}", path=given) from None
+        _MODEL_FILES[path] = sorted(set(_FAMILIES) - before)
+        registered.extend(_MODEL_FILES[path])
+    return registered
 
 
 def default_protocol_name(model: nn.Module) -> str:

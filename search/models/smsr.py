@@ -47,7 +47,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search.models.tau_schedules import build_tau_schedule
 from search.models._sparse_conv import (
     SpatialIndex,
     SplitConv,
@@ -58,7 +57,13 @@ from search.models._sparse_conv import (
     sparse_conv3x3,
     split_conv,
 )
-from search.models.registry import ModelSpec, SRModel, register_family
+from search.models.registry import (
+    DEEP_QUICK_BUDGET,
+    ModelSpec,
+    SRModel,
+    register_family,
+)
+from search.models.tau_schedules import build_tau_schedule
 from search.paths import weights_root
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)  # the authors' data mean, part of the trained model
@@ -488,7 +493,9 @@ class SMSR(SRModel):
 
 @register_family("SMSR", color="rgb", paper="smsr",
                  defaults={"scale": 2, "n_feats": 64, "n_modules": 5, "n_layers": 4},
-                 released_weights=released_smsr_weights)
+                 released_weights=released_smsr_weights,
+                 test_config={"scale": 2, "n_feats": 16, "n_modules": 1, "n_layers": 2},
+                 budget_overrides=DEEP_QUICK_BUDGET)
 def smsr(scale: int, n_feats: int = 64, n_modules: int = 5, n_layers: int = 4, tau_schedule=None,
          sparsity_weight: float = 0.1, sparsity_warmup: float = 0.05, inference: str = "sparse") -> SMSR:
     """SMSR (Wang et al., CVPR 2021): learnt spatial + channel masks, sparse-conv inference."""

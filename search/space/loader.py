@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from search.errors import ModelIdError, SpaceError, UserError
+from search.models.registry import load_model_files
 from search.space.constraints import Constraint, ConstraintEvalError, ConstraintSyntaxError
 from search.space.safe_yaml import load_yaml
 from search.space.space import (
@@ -37,7 +38,7 @@ from search.space.space import (
 )
 from search.space.values import Choice, Dimension, Fixed, FloatRange, IntRange, format_value
 
-TOP_KEYS = ("name", "description", "scales", "fixed", "families")
+TOP_KEYS = ("name", "description", "scales", "fixed", "families", "model_files")
 FAMILY_KEYS = ("hparams", "grid", "scales", "constraints")
 FIXED_KEYS = ("budget", "train_sets", "test_sets", "objectives", "protocol", "seed")
 RANGE_KEYS = ("low", "high", "step", "log")
@@ -488,6 +489,7 @@ def parse_space(data: Any, path: Path) -> Space:
         if not isinstance(description, str):
             raise _Problem("description", f"expected text, got {_type_name(description)}")
         default_scales = _scales(data["scales"], "scales") if "scales" in data else None
+        model_files = _model_files(data.get("model_files", []), path)
         if "families" not in data:
             raise _Problem("families", "missing (the model families to search)")
         families_spec = _expect_mapping(data["families"], "families")
@@ -507,7 +509,26 @@ def parse_space(data: Any, path: Path) -> Space:
         settings = _settings(data.get("fixed"))
     except _Problem as problem:
         raise SpaceError(_shorten(str(problem), MAX_MESSAGE_CHARS), path=path) from None
-    return Space(path=path, name=name, description=description, families=families, fixed=settings)
+    return Space(path=path, name=name, description=description, families=families, fixed=settings,
+                 model_files=model_files)
+
+
+def _model_files(value: Any, path: Path) -> tuple[str, ...]:
+    """``model_files:``: Python files (relative to the space file) that register the space's
+    own families; imported here, before the families are checked against the registry."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise _Problem("model_files", "expected a list of Python file paths")
+    files = tuple(str((path.parent / v).resolve()) for v in value)
+    for given, resolved in zip(value, files):
+        if not Path(resolved).is_file():
+            raise _Problem("model_files", f"{given}: file not found (paths are relative to the space file)")
+    try:
+        load_model_files(files)
+    except UserError as exc:
+        raise _Problem("model_files", str(exc)) from None
+    return files
 
 
 def load_space(path: str | os.PathLike) -> Space:

@@ -156,6 +156,9 @@ class Space:
     description: str
     families: dict[str, FamilySpace]
     fixed: StudySettings
+    # Python files registering this space's own families (``model_files:``, absolute paths);
+    # every process that builds its models imports them first (search.study.trial).
+    model_files: tuple[str, ...] = ()
     _enumerated: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     @property

@@ -38,8 +38,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from search.data.protocols import Protocol, get_protocol
 from search.errors import UserError, take_back_sigterm
 from search.profile.cluster import check_cluster_reachable, prepare_ray_environment
+from search.profile.devices import DeviceProfile, get_device
 from search.space import Space, check_data_sets, load_space, parse_objectives
 from search.space.loader import MAX_SEED
 from search.study.optuna_store import (
@@ -62,6 +64,7 @@ from search.study.trial import (
     TrialSettings,
     safe_trial,
 )
+from search.train.budgets import Budget, get_budget
 
 # smallest (default): each family's smallest configuration at each scale first
 # (Space.smallest_configurations), enqueued, at most INITIAL_DESIGN_SHARE of the trials, then
@@ -368,7 +371,7 @@ def _ray_init(address: str | None, num_cpus: int | None, verbose: int) -> bool:
     return True
 
 
-def _announce_latency_source(device: str) -> None:
+def _announce_latency_source(device: DeviceProfile) -> None:
     """Say once, on stderr, whether this study's latencies are measured or predicted."""
     from search.profile import latency_plan
 
@@ -405,9 +408,10 @@ def run_study(options: StudyOptions, *, resume: bool = False, pipeline: TrialPip
         raise UserError(f"unknown sampler {options.sampler!r}; one of {', '.join(SAMPLERS)}")
     check_initial_design(options.initial_design)
     objectives, seed, budget = _study_settings(space, options)
-    if budget is not None and isinstance(budget, str):
-        _check_budget(budget)
-    _check_device(options.device)
+    # Strings resolved once, here: every trial carries the objects (no YAML read per trial).
+    budget = get_budget(budget) if budget is not None else None
+    device = get_device(options.device)
+    protocol = get_protocol(space.fixed.protocol) if space.fixed.protocol else None
     check_data_sets(space, options.data_root)  # before any training, not in every trial
     check_cluster_reachable(options.address)
 
@@ -418,13 +422,23 @@ def run_study(options: StudyOptions, *, resume: bool = False, pipeline: TrialPip
         _remove_if_created(out_dir, created)
         raise
     try:
-        return _run_locked(options, space, objectives, seed, budget, out_dir, created, resume,
-                           pipeline, log, started)
+        return _run_locked(options, space, objectives, seed, StudyInputs(budget, device, protocol), out_dir,
+                           created, resume, pipeline, log, started)
     finally:
         lock.close()
 
 
-def _run_locked(options, space, objectives, seed, budget, out_dir, created, resume, pipeline, log, started):
+@dataclass(frozen=True)
+class StudyInputs:
+    """The study's budget, device and protocol, resolved from their names at the start."""
+
+    budget: Budget | None
+    device: DeviceProfile
+    protocol: Protocol | None  # None: each family's default protocol
+
+
+def _run_locked(options, space, objectives, seed, inputs: StudyInputs, out_dir, created, resume, pipeline, log,
+                started):
     import optuna
 
     grid_ids = [c["config_id"] for c in space.enumerate()] if options.sampler == "grid" else None
@@ -480,10 +494,10 @@ def _run_locked(options, space, objectives, seed, budget, out_dir, created, resu
         return summary
 
     settings = TrialSettings(
-        budget=budget, train_sets=list(space.fixed.train_sets), test_sets=list(space.fixed.test_sets),
-        objectives=metric_names, out_dir=str(out_dir.resolve()), device=options.device,
-        train_device=options.train_device or "cpu", protocol=space.fixed.protocol, seed=seed,
-        data_root=options.data_root, threads=options.cpus_per_trial,
+        budget=inputs.budget, train_sets=list(space.fixed.train_sets), test_sets=list(space.fixed.test_sets),
+        objectives=metric_names, out_dir=str(out_dir.resolve()), device=inputs.device,
+        train_device=options.train_device or "cpu", protocol=inputs.protocol, seed=seed,
+        data_root=options.data_root, threads=options.cpus_per_trial, model_files=space.model_files,
     )
     mirror = StorageMirror(rdb_study)
     memory_storage = MirroredInMemoryStorage()
@@ -672,20 +686,6 @@ def _add_missing_rows(rdb_study, rows, space, define, objectives, log) -> None:
         log(f"{rdb_study.study_name}: {len(missing)} finished trial(s) restored to the Optuna storage from trials.csv")
 
 
-def _check_budget(name: str) -> None:
-    try:
-        from search.train import load_budget
-    except ImportError:
-        return
-    load_budget(name)  # raises a UserError naming params.yaml for an unknown budget
-
-
-def _check_device(name: str) -> None:
-    from search.profile import get_device
-
-    get_device(name)  # a UserError naming devices/ for an unknown device
-
-
 def _quiet_tune(verbose: int) -> None:
     """Our one line per trial replaces Tune's tables; failed trials are in trials.csv."""
     # Ctrl-C stops the driver (exit 130, resume hint) instead of Tune ending the run as if done.
@@ -715,12 +715,12 @@ def _fit(define, options, settings, memory_storage, study_name, metric_names, mo
     _quiet_tune(options.verbose)
     started_ray = _ray_init(options.address, options.num_cpus, options.verbose)
     try:
-        _announce_latency_source(options.device)
+        _announce_latency_source(settings.device)
         # Latency is measured on this machine's CPU: concurrent trials would disturb it, so
         # CPU-profiled studies run one trial at a time unless told otherwise.
         if options.concurrency:
             concurrency = options.concurrency
-        elif options.device == "cpu":
+        elif settings.device.name == "cpu":
             concurrency = 1
         else:
             concurrency = max(1, int(ray.available_resources().get("CPU", 1) // options.cpus_per_trial))

@@ -22,7 +22,12 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from search.data.protocols import Protocol
+    from search.profile.devices import DeviceProfile
+    from search.train.budgets import Budget
 
 STATUS_COMPLETE = "complete"
 STATUS_FAILED = "failed"  # the configuration's own failure (diverged, does not build, ...)
@@ -87,19 +92,26 @@ class TrialPipeline:
 
 @dataclass
 class TrialSettings:
-    """What every trial of a study shares (from the space's ``fixed:`` and the CLI)."""
+    """What every trial of a study shares (from the space's ``fixed:`` and the CLI).
 
-    budget: str | dict
+    ``search.run`` resolves the budget, device and protocol names once, at the start, into
+    objects (:class:`~search.train.budgets.Budget`, :class:`~search.profile.devices.DeviceProfile`,
+    :class:`~search.data.protocols.Protocol`) that the trials carry; names are still accepted
+    (resolved where they are used) for stand-in pipelines and one-off calls.
+    """
+
+    budget: Budget | str | dict
     train_sets: list[str]
     test_sets: list[str]
     objectives: list[str]                 # metric names reported to Optuna, e.g. psnr_Set14
     out_dir: str                          # study folder; weights go to out_dir/trials/<n>_<id>/
-    device: str = "cpu"                   # device profile for profiling (latency)
+    device: DeviceProfile | str = "cpu"   # device profile for profiling (latency)
     train_device: str = "cpu"             # torch device for training and evaluation
-    protocol: str | None = None
+    protocol: Protocol | str | None = None  # None: each family's default protocol
     seed: int = 0
     data_root: str | None = None
     threads: int = 1
+    model_files: tuple[str, ...] = ()     # the space's own model files, imported before building
     extra: dict = field(default_factory=dict)
 
 
@@ -120,6 +132,10 @@ def run_trial(config: dict[str, Any], settings: TrialSettings, trial_number: int
     if config.get("constraint_error"):
         raise ValueError(config["constraint_error"])
     hparams = {k: v for k, v in config.items() if k != "constraint_error"}
+    if settings.model_files:  # a Ray worker is a fresh process: the space's families register here
+        from search.models import load_model_files
+
+        load_model_files(settings.model_files)
     model = pipeline.build(hparams)
     if "torch" in sys.modules:  # the model's work runs on the trial's share of the CPUs
         sys.modules["torch"].set_num_threads(max(1, settings.threads))

@@ -2,6 +2,8 @@
 
 from search.train.budgets import (  # noqa: F401
     BUDGET_DEFAULTS,
+    Budget,
+    get_budget,
     learning_rate_at,
     list_budgets,
     load_budget,

@@ -19,12 +19,14 @@ from __future__ import annotations
 import copy
 import difflib
 import fnmatch
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from search.errors import UserError
+from search.errors import ModelIdError, UserError
+from search.models.registry import get_family
 from search.paths import REPO_ROOT
 
 PARAMS_FILE = REPO_ROOT / "params.yaml"
@@ -139,13 +141,15 @@ def _check_keys(values: dict, name: str, source, *, fill: bool = True) -> dict:
     return merged
 
 
-def resolve_budget(budget: str | dict, family: str | None = None) -> dict:
+def resolve_budget(budget: str | dict | Budget, family: str | None = None) -> dict:
     """A budget name or dict -> the flat settings for ``family`` (its overrides applied).
 
     A dict may name a ``base`` budget from ``params.yaml`` and change some of its keys, e.g.
     ``{"base": "quick", "steps": 500}``: the base and its family overrides first, then the
     dict's own keys.
     """
+    if isinstance(budget, Budget):
+        budget = budget.settings
     if isinstance(budget, dict) and "base" in budget:
         changes = {k: v for k, v in budget.items() if k not in ("base", "name", "overrides_applied")}
         label = f"{budget['base']}+" + ",".join(f"{k}={v}" for k, v in changes.items())
@@ -161,13 +165,33 @@ def resolve_budget(budget: str | dict, family: str | None = None) -> dict:
     overrides = resolved.pop("overrides", {})
     applied = []
     if family is not None:
-        # exact family names and shell patterns (``eSR-*``), applied in file order
+        # first what the family itself declares for this budget (its model file), then the
+        # budget's own overrides: exact family names and shell patterns (``eSR-*``), in file order
+        declared = family_budget_overrides(family, resolved["name"])
+        if declared:
+            resolved.update(declared)
+            applied.append(f"{family} (family)")
         for pattern, values in overrides.items():
             if fnmatch.fnmatchcase(family.lower(), str(pattern).lower()):
                 resolved.update(copy.deepcopy(values))
                 applied.append(str(pattern))
     resolved["overrides_applied"] = applied
     return resolved
+
+
+def family_budget_overrides(family: str, budget_name: str) -> dict:
+    """What the model family declares for the budget ``budget_name`` (``register_family(...,
+    budget_overrides={name: {key: value}})``), checked like a budget; {} for none or for a
+    name the registry does not know."""
+    try:
+        info = get_family(family)
+    except ModelIdError:
+        return {}
+    values = info.budget_overrides.get(str(budget_name))
+    if not values:
+        return {}
+    return _check_keys(copy.deepcopy(values), f"{budget_name} (family {info.name})", info.source_file or None,
+                       fill=False)
 
 
 def learning_rate_at(step: int, budget: dict) -> float:
@@ -191,3 +215,36 @@ def learning_rate_at(step: int, budget: dict) -> float:
     milestones = [m * total if 0 < m < 1 else m for m in budget.get("milestones", [])]
     passed = sum(1 for m in milestones if step >= m)
     return base * float(budget.get("gamma", 0.5)) ** passed
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A training budget resolved once, at the entry point (``search.run``, an experiment):
+    the name the user gave, and the validated settings with their ``overrides:``. Trials
+    carry this object; :func:`resolve_budget` turns it into one family's flat settings
+    (family-declared changes, then the overrides) without reading ``params.yaml`` again."""
+
+    name: str
+    settings: dict = field(hash=False, compare=True)
+
+    def for_family(self, family: str | None) -> dict:
+        return resolve_budget(self, family)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def get_budget(budget: str | dict | Budget) -> Budget:
+    """A budget name (``params.yaml``), a mapping (may name a ``base``) or a Budget -> Budget.
+    A name or a mapping is read and checked here, so a bad budget fails before any trial."""
+    if isinstance(budget, Budget):
+        return budget
+    if isinstance(budget, str):
+        return Budget(budget, load_budget(budget))
+    if isinstance(budget, dict) and "base" in budget:
+        resolve_budget(budget)  # checks the base and the changes
+        return Budget(str(budget.get("name") or budget["base"]), copy.deepcopy(budget))
+    if isinstance(budget, dict):
+        checked = validate_budget(budget, name=str(budget.get("name", "<custom>")))
+        return Budget(checked["name"], checked)
+    raise UserError(f"a training budget is a name or a mapping, not {type(budget).__name__}")
