@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -30,19 +29,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from search.errors import UserError, cli_main  # noqa: E402
 from search.models import create_model, load_weights  # noqa: E402
 from search.paths import REPO_ROOT  # noqa: E402
+from search.profile.latency import time_call
 
 DEFAULT_WEIGHTS = REPO_ROOT / "reports" / "adadsr" / "AdaDSR_s2_D8_F32.pt"
 
 
 def _median_time(fn, repeats: int) -> float:
     """Median CPU time of this process per call (robust to other load on a shared machine)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        fn()
-        times.append(time.process_time() - start)
-    return statistics.median(times)
+    return statistics.median(time_call(fn, repeats=repeats, warmup=1).cpu_s)
 
 
 def _input(image: str, size: str | None, scale: int) -> torch.Tensor:

@@ -8,7 +8,7 @@ of the same size and HR patch size, one optimiser step per batch:
   NaN checks: everything a trial pays for). Throughput = ``steps * batch / train_time_s``.
 * ``plain``: the textbook loop ``zero_grad; l1(model(lr), hr).backward(); step`` over a pool
   of patches drawn beforehand from the same sampler and held in memory (so its data cost is
-  just indexing), timed with ``time.perf_counter`` around the loop.
+  just indexing), timed around the loop (``search.profile.latency.time_call``).
 
 Runs are interleaved (suite, plain, suite, plain, ...) and the median of ``--repeats`` is
 reported, because the CPU is shared. Prints both patches/s and the ratio suite / plain
@@ -25,13 +25,13 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from search.errors import cli_main
+from search.profile.latency import time_call
 
 
 def suite_run(model_id: str, budget: dict, seed: int) -> tuple[float, float]:
@@ -40,11 +40,10 @@ def suite_run(model_id: str, budget: dict, seed: int) -> tuple[float, float]:
     from search.train import train_model
 
     model = create_model(model_id)
-    cpu_start = time.process_time()
-    result = train_model(model, budget, seed=seed, progress=False)
-    cpu = time.process_time() - cpu_start  # includes the sampler set-up and re-initialisation
+    timed = time_call(lambda: train_model(model, budget, seed=seed, progress=False))
+    cpu = timed.cpu_s[0]  # includes the sampler set-up and re-initialisation
     patches = budget["steps"] * budget["batch_size"]
-    return patches / result["train_time_s"], patches / cpu
+    return patches / timed.result["train_time_s"], patches / cpu
 
 
 def plain_run(model_id: str, budget: dict, seed: int,
@@ -59,15 +58,17 @@ def plain_run(model_id: str, budget: dict, seed: int,
     lr_pool, hr_pool = pool
     rng = np.random.default_rng(seed)
     batch, steps = budget["batch_size"], budget["steps"]
-    start, cpu_start = time.perf_counter(), time.process_time()
-    for _ in range(steps):
-        index = torch.from_numpy(rng.integers(0, len(lr_pool), size=batch))
-        lr, hr = lr_pool[index], hr_pool[index]
-        optimizer.zero_grad()
-        F.l1_loss(model(lr), hr).backward()
-        optimizer.step()
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    return steps * batch / wall, steps * batch / cpu
+
+    def loop() -> None:
+        for _ in range(steps):
+            index = torch.from_numpy(rng.integers(0, len(lr_pool), size=batch))
+            lr, hr = lr_pool[index], hr_pool[index]
+            optimizer.zero_grad()
+            F.l1_loss(model(lr), hr).backward()
+            optimizer.step()
+
+    timed = time_call(loop)
+    return steps * batch / timed.wall_s[0], steps * batch / timed.cpu_s[0]
 
 
 def patch_pool(model_id: str, budget: dict, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -24,12 +24,12 @@ import statistics
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from search.errors import cli_main  # noqa: E402
+from search.profile.latency import time_call
 from search.study import StudyOptions, TrialPipeline, run_study  # noqa: E402
 
 SPACE = textwrap.dedent("""\
@@ -80,17 +80,14 @@ def bare_trainable(config):
 def run_bare(ids: list[str], out: Path) -> tuple[float, float]:
     from ray import tune
 
-    started = time.perf_counter()
-    tuner = tune.Tuner(
+    setup = time_call(lambda: tune.Tuner(
         bare_trainable,
         param_space={"config_id": tune.grid_search(ids)},
         tune_config=tune.TuneConfig(max_concurrent_trials=1, reuse_actors=True),
         run_config=tune.RunConfig(name="bare", storage_path=str(out), verbose=0),
-    )
-    fit_started = time.perf_counter()
-    tuner.fit()
-    fit_s = time.perf_counter() - fit_started
-    return (fit_s + fit_started - started) / len(ids), fit_s / len(ids)
+    ))
+    fit_s = time_call(setup.result.fit).wall_s[0]
+    return (setup.wall_s[0] + fit_s) / len(ids), fit_s / len(ids)
 
 
 class AskConfigId:
@@ -109,28 +106,27 @@ def run_tune_optuna(ids: list[str], out: Path) -> tuple[float, float]:
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
-    started = time.perf_counter()
-    searcher = OptunaSearch(space=AskConfigId(ids), metric=["psnr_Set5", "params"], mode=["max", "min"],
-                            sampler=optuna.samplers.RandomSampler(seed=0))
-    tuner = tune.Tuner(
-        bare_trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=len(ids), max_concurrent_trials=1,
-                                    reuse_actors=True),
-        run_config=tune.RunConfig(name="tune-optuna", storage_path=str(out), verbose=0),
-    )
-    fit_started = time.perf_counter()
-    tuner.fit()
-    fit_s = time.perf_counter() - fit_started
-    return (fit_s + fit_started - started) / len(ids), fit_s / len(ids)
+    def make_tuner():
+        searcher = OptunaSearch(space=AskConfigId(ids), metric=["psnr_Set5", "params"], mode=["max", "min"],
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+        return tune.Tuner(
+            bare_trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=len(ids), max_concurrent_trials=1,
+                                        reuse_actors=True),
+            run_config=tune.RunConfig(name="tune-optuna", storage_path=str(out), verbose=0),
+        )
+
+    setup = time_call(make_tuner)
+    fit_s = time_call(setup.result.fit).wall_s[0]
+    return (setup.wall_s[0] + fit_s) / len(ids), fit_s / len(ids)
 
 
 def run_suite(space: Path, trials: int, out: Path) -> tuple[float, float]:
     options = StudyOptions(space=str(space), out=str(out), sampler="grid", trials=trials,
                            concurrency=1, verbose=0)
     pipeline = TrialPipeline(build=trivial_build, evaluate=trivial_evaluate, profile=trivial_profile)
-    started = time.perf_counter()
-    summary = run_study(options, pipeline=pipeline)
-    elapsed = time.perf_counter() - started
+    timed = time_call(lambda: run_study(options, pipeline=pipeline))
+    summary, elapsed = timed.result, timed.wall_s[0]
     assert summary.completed == trials, f"{summary.completed} of {trials} trials completed"
     return elapsed / trials, summary.fit_s / trials
 

@@ -25,12 +25,12 @@ from __future__ import annotations
 import argparse
 import copy
 import platform
-import time
 
 import torch
 import torch.nn.functional as F
 
 from search.errors import cli_main
+from search.profile.latency import time_calls
 
 
 def dense_forward(model, x: torch.Tensor) -> torch.Tensor:
@@ -50,17 +50,6 @@ def dense_forward(model, x: torch.Tensor) -> torch.Tensor:
         feature = module.ca(block.collect(torch.cat(layer_outputs, 1))) + feature
         outputs.append(feature)
     return model._reconstruct(torch.cat(outputs, 1), head, x0)
-
-
-def best_times(fn, x: torch.Tensor, repeats: int) -> tuple[float, float]:
-    """Best wall-clock and best process CPU time of ``repeats`` runs."""
-    wall = cpu = float("inf")
-    for _ in range(repeats):
-        start_wall, start_cpu = time.perf_counter(), time.process_time()
-        fn(x)
-        wall = min(wall, time.perf_counter() - start_wall)
-        cpu = min(cpu, time.process_time() - start_cpu)
-    return wall, cpu
 
 
 @cli_main
@@ -124,9 +113,10 @@ def main(argv=None) -> int:
             check = model(x)
             if (check - reference).abs().max() > 1e-4:
                 raise SystemExit(f"{path.name}: sparse and masked-dense outputs differ by more than 1e-4")
-            for fn in paths.values():  # warm-up (allocations, kernel plans)
-                fn(x)
-            times = {name: best_times(fn, x, args.repeats) for name, fn in paths.items()}
+            # one warm-up call per path (allocations, kernel plans), then the best of the repeats
+            timings = time_calls({name: (lambda fn=fn, x=x: fn(x)) for name, fn in paths.items()},
+                                 repeats=args.repeats, warmup=1)
+            times = {name: (min(t.wall_s), min(t.cpu_s)) for name, t in timings.items()}
             for name, (wall, cpu) in times.items():
                 totals[name] += wall
                 cpu_totals[name] += cpu

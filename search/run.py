@@ -17,6 +17,16 @@ import argparse
 from search.errors import UserError, cli_main, set_crash_log_dir, set_interrupt_hint
 
 
+def _scales(text: str) -> list[int]:
+    try:
+        scales = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected scales such as 2 or 2,4, not {text!r}") from None
+    if not scales or min(scales) < 1:
+        raise argparse.ArgumentTypeError(f"expected scales such as 2 or 2,4, not {text!r}")
+    return scales
+
+
 def build_parser() -> argparse.ArgumentParser:
     from search.study.runner import INITIAL_DESIGNS, SAMPLERS
 
@@ -30,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sampler", choices=SAMPLERS,
                         help="grid: every configuration once; random; tpe; nsga2 (default: tpe)")
     parser.add_argument("--trials", type=int, help="number of trials (default: the whole grid for grid, else 20)")
+    parser.add_argument("--scales", type=_scales,
+                        help="only these scales of the space, e.g. 2 or 2,4 (default: all; a front "
+                             "is drawn per scale in any case)")
     parser.add_argument("--budget", help="training budget from params.yaml: smoke, quick, paper (default: the space's)")
     parser.add_argument("--seed", type=int, help="seed of the sampler and of training (default: the space's, else 0)")
     parser.add_argument("--out", help="study folder (with --dry-run: a CSV file; default stdout)")
@@ -62,7 +75,7 @@ def main(argv=None) -> int:
     from search.study.runner import StudyOptions, dry_run, redact_url, run_study
 
     if args.dry_run:
-        dry_run(args.space, args.out)
+        dry_run(args.space, args.out, scales=args.scales)
         return 0
     if args.benchmark:
         return _run_tabular(args)
@@ -75,6 +88,7 @@ def main(argv=None) -> int:
         device=args.device, seed=args.seed, objectives=args.objectives, storage=args.storage,
         address=args.address, num_cpus=args.num_cpus, concurrency=args.concurrency,
         data_root=args.data_root, verbose=0 if args.quiet else 1, initial_design=args.initial_design,
+        scales=args.scales,
     )
     # an internal error's traceback goes to the study folder (a temp file until it exists)
     set_crash_log_dir(args.out)
@@ -94,6 +108,8 @@ def _run_tabular(args) -> int:
     if not args.objectives:
         raise UserError("--benchmark needs --objectives, e.g. psnr_Set14:max,speed_AGX:max")
     space = load_space(args.space)
+    if args.scales:
+        space = space.with_scales(args.scales)
     summary = run_tabular(space, args.objectives, sampler=args.sampler or "tpe", trials=args.trials or 100,
                           seed=args.seed or 0, out_dir=args.out, benchmark=args.benchmark,
                           initial_design=args.initial_design or "smallest")

@@ -229,7 +229,7 @@ def test_plain_backbone_loads_into_adadsr(tmp_path):
 
 # --------------------------------------------------- the committed, trained checkpoint
 def _trained_model() -> AdaDSR:
-    assert CHECKPOINT.is_file(), f"{CHECKPOINT} missing: run benchmarks/adadsr_depth_study.py"
+    assert CHECKPOINT.is_file(), f"{CHECKPOINT} missing: run python -m search.experiments adadsr_depth_study"
     assert CHECKPOINT.stat().st_size < 1_000_000
     return load_weights(create_model("AdaDSR_s2_D8_F32"), CHECKPOINT).eval()
 
@@ -258,10 +258,7 @@ def test_trained_mean_depth_tracks_the_target():
 
 
 def test_trained_depth_is_larger_on_edges_than_on_flat_areas():
-    import sys
-
-    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-    from adadsr_depth_study import depth_on_gradients
+    from search.experiments.adadsr_depth_study import depth_on_gradients
 
     images, maps = _trained_depth_maps((4.0,))
     pairs = [depth_on_gradients(depth_map, lr) for depth_map, lr in zip(maps[4.0], images)]

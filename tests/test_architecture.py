@@ -1,7 +1,7 @@
 """Data flows one way: no module of ``search/`` imports a layer above its own.
 
-The order (docs/ARCHITECTURE.md): base (errors, paths, jsonio, torch_device) -> data ->
-models -> train -> evaluate -> profile -> study (space, study, run.py) -> report. Every
+The order (docs/ARCHITECTURE.md): base (errors, paths, jsonio, torch_device, markdown, schema) -> data ->
+models -> train -> evaluate -> profile -> study (space, study, run.py) -> experiments -> report. Every
 import counts: at module level and inside functions (a function-local import against the
 flow is still a dependency against it, only hidden).
 """
@@ -19,13 +19,14 @@ PACKAGE = REPO_ROOT / "search"
 # lowest first; a module may import its own layer and any below it
 LAYERS = [
     ("base", ["search.errors", "search.paths", "search.jsonio", "search.torch_device", "search.markdown",
-              "search"]),
+              "search.schema", "search"]),
     ("data", ["search.data"]),
     ("models", ["search.models"]),
     ("train", ["search.train"]),
     ("evaluate", ["search.evaluate"]),
     ("profile", ["search.profile"]),
     ("study", ["search.space", "search.study", "search.run"]),
+    ("experiments", ["search.experiments"]),  # train and/or measure; write studies/ (and reports/)
     ("report", ["search.report"]),
     ("cli", ["search.cli"]),  # `sr`: hands each subcommand to its tool's main
 ]
@@ -104,3 +105,18 @@ def test_the_checker_sees_function_local_and_relative_imports():
     found = [target for _, target in imported_modules(source, "search.models")]
     assert found == ["search.evaluate", "search.report.fronts", "search.study"]
     assert all(layer_of(t) > layer_of("search.models.esr") for t in found)
+
+
+# reports only read what studies and experiments wrote (studies/, published/) and write reports/:
+# no model is built, trained, evaluated or profiled in search/report
+REPORT_MUST_NOT_IMPORT = ("data", "models", "train", "evaluate", "profile", "experiments")
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "report").rglob("*.py")), ids=lambda p: p.name)
+def test_reports_import_no_layer_that_makes_numbers(path):
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    found = [f"line {line}: {target} ({LAYERS[layer_of(target)][0]})"
+             for line, target in imported_modules(path.read_text(encoding="utf-8"), package)
+             if LAYERS[layer_of(target)][0] in REPORT_MUST_NOT_IMPORT]
+    assert not found, (f"{path.relative_to(REPO_ROOT)} computes instead of reading (move it into an "
+                       "experiment that writes under studies/):\n" + "\n".join(found))

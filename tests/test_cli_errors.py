@@ -122,7 +122,7 @@ def test_entry_points_found():
     rel = {p.relative_to(REPO).as_posix() for p in ENTRY_FILES}
     # a sanity check of the discovery itself, not the list of CLIs
     assert {"search/run.py", "search/evaluate/__main__.py", "benchmarks/runner_overhead.py",
-            "benchmarks/tabular_samplers.py"} <= rel
+            "search/experiments/__main__.py", "search/experiments/tabular_samplers.py"} <= rel
 
 
 @pytest.mark.parametrize("path", ENTRY_FILES, ids=lambda p: p.relative_to(REPO).as_posix())

@@ -97,7 +97,7 @@ def test_x4_weights_on_one_set5_image():
     """Set5 'bird' x4, standard protocol: 35.0441 dB measured with this suite (12:20 UTC).
 
     The whole table (Set5/Set14, x2/x3/x4 against the published values, all within 0.005
-    dB) is benchmarks/imdn_reproduce.py -> reports/imdn/reproduction.md.
+    dB) is python -m search.experiments imdn_reproduce -> reports/imdn/reproduction.md.
     """
     from search.data import TestSet, find_test_set
     from search.evaluate import evaluate_model
@@ -158,7 +158,7 @@ def test_families_metadata():
 
 
 def test_ablation_report_from_trials_csv(tmp_path):
-    from search.report.imdn_ablation import main
+    from search.experiments.imdn_ablation import main
 
     columns = ["trial", "config_id", "model_id", "family", "scale", "status", "error", "R", "B", "F",
                "psnr_Set5", "ssim_Set5", "params", "flops", "latency_ms", "latency_source", "train_time_s"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from search.experiments import paper_costs
 from search.paths import PUBLISHED_DIR, REPO_ROOT
 from search.report import esr_front, fronts, paper_tables, tabular_summary
 
@@ -35,7 +36,7 @@ def test_study_front_report(tmp_path):
         [4, "e", "e", "Bicubic", 2, "complete", "", 29.0, 104, 1e5, 5.0, "predicted:jetson", 0.83],
     ])
     out = tmp_path / "report"
-    assert fronts.main([str(study), "--out", str(out), "--no-bicubic"]) == 0
+    assert fronts.main([str(study), "--out", str(out)]) == 0
     front = pd.read_csv(out / "pareto.csv")
     assert sorted(front["config_id"]) == ["a", "b", "e"]
     metrics = json.loads((out / "metrics.json").read_text())
@@ -48,6 +49,23 @@ def test_study_front_report(tmp_path):
     assert "| b | ESPCN | 2 | 32 |" in (out / "front.md").read_text()
 
 
+def test_study_front_draws_the_bicubic_reference_file(tmp_path):
+    """Without a Bicubic trial, the line is the value bicubic_reference wrote (the report evaluates nothing)."""
+    study = _write_trials(tmp_path / "study", [
+        [0, "a", "a", "eSR-TM", 2, "complete", "", 30.0, 100, 1e6, 10.0, "predicted:jetson", 0.83],
+        [1, "b", "b", "ESPCN", 2, "complete", "", 32.0, 1000, 1e8, 20.0, "predicted:jetson", 0.83],
+    ])
+    reference = tmp_path / "bicubic.json"
+    reference.write_text(json.dumps({"psnr": {"Set14": {"2": 28.5}, "Set5": {"2": 33.0}}}))
+    out = tmp_path / "report"
+    assert fronts.main([str(study), "--out", str(out), "--bicubic", str(reference)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["bicubic_psnr"] == {"x2": 28.5}
+    reference.write_text(json.dumps({"psnr": {"Set14": {"3": 28.5}}}))
+    with pytest.raises(SystemExit) as exit_info:
+        fronts.main([str(study), "--out", str(out), "--bicubic", str(reference)])
+    assert exit_info.value.code == 2
+
+
 def test_study_front_bad_folder_is_a_user_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         fronts.main([str(tmp_path), "--out", str(tmp_path / "x")])
@@ -57,7 +75,8 @@ def test_study_front_bad_folder_is_a_user_error(tmp_path, capsys):
 
 @pytest.fixture()
 def paper_inputs(tmp_path):
-    """A copy of published/ whose SMSR x2 Set5 PSNR is changed, and one reproduced SMSR row."""
+    """A copy of published/ whose SMSR x2 Set5 PSNR is changed, one reproduced SMSR row, and the
+    SMSR and DASR parameter counts of the registry models (paper_costs; IMDN's MACs left out)."""
     published = tmp_path / "published"
     shutil.copytree(PUBLISHED_DIR, published)
     table = pd.read_csv(published / "smsr_reported.csv", dtype=str)
@@ -67,7 +86,9 @@ def paper_inputs(tmp_path):
     released.mkdir(parents=True)
     (released / "smsr.csv").write_text("model,family,scale,protocol,psnr_Set5,ssim_Set5,psnr_Set14,ssim_Set14\n"
                                        "SMSR_s2,SMSR,2,standard,12.5,0.9,33.0,0.91\n")
-    return paper_tables.Inputs(root=tmp_path, published=published)
+    inputs = paper_tables.Inputs(root=tmp_path, published=published)
+    paper_costs.write_costs(paper_costs.count_costs(published, ["smsr", "dasr"]), inputs.costs)
+    return inputs
 
 
 def test_paper_table_reads_reported_from_file_and_keeps_missing(paper_inputs, tmp_path):

@@ -230,7 +230,7 @@ def test_count_macs_falls_with_sparsity():
 
 @needs_shared_weights
 def test_official_dense_macs_near_published(official):
-    from search.report.smsr_schedules import published_smsr
+    from search.experiments.smsr_schedules import published_smsr
 
     published = published_smsr(2)
     official.set_inference("dense")

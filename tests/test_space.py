@@ -173,7 +173,7 @@ MALFORMED = [
     ("yaml_float_as_text", "scales: [2]\nfamilies: {AdaDSR: {hparams: {lam: {low: 1e-4, high: 0.1}}}}\n",
      "families.AdaDSR.hparams.lam.low: expected a number", "write 1.0e-4"),
     ("range_missing_high", "scales: [2]\nfamilies: {eSR-MAX: {hparams: {K: [3], C: {low: 1}}}}\n",
-     "families.eSR-MAX.hparams.C: a range needs both low and high", ""),
+     "families.eSR-MAX.hparams.C.high: missing (required: the upper end of the range", ""),
     ("range_unknown_key", "scales: [2]\nfamilies: {eSR-MAX: {hparams: {K: [3], C: {low: 1, high: 3, setp: 1}}}}\n",
      "families.eSR-MAX.hparams.C.setp: unknown key", ""),
     ("log_range_from_zero", "scales: [2]\nfamilies: {AdaDSR: {hparams: {lam: {low: 0.0, high: 0.1, log: true}}}}\n",
@@ -188,7 +188,7 @@ MALFORMED = [
     ("choice_is_a_list_of_lists", "scales: [2]\nfamilies: {eSR-MAX: {hparams: {K: [[3]], C: [1]}}}\n",
      "families.eSR-MAX.hparams.K[0]: expected a number, text, true/false", ""),
     ("object_without_type", "scales: [2]\nfamilies: {SMSR: {hparams: {tau_schedule: [{initial: 1.0}]}}}\n",
-     "families.SMSR.hparams.tau_schedule[0]: an object value needs a 'type:' name", ""),
+     "families.SMSR.hparams.tau_schedule[0].type: missing (required: the object's type name", ""),
     ("grid_not_a_list", "scales: [2]\nfamilies: {ESPCN: {grid: {D: [1], S: [3]}}}\n",
      "families.ESPCN.grid: expected a non-empty list of sub-grids", ""),
     ("grid_repeats_shared", "scales: [2]\nfamilies: {ESPCN: {hparams: {D: [1]}, grid: [{D: [2], S: [3]}]}}\n",
@@ -327,3 +327,28 @@ def test_sibling_families_share_a_hyper_parameter_declared_with_the_same_domain(
         params[family] = config["config_id"]
     assert params == {"eSR-TM": "eSR-TM_s4_K5_C3", "eSR-MAX": "eSR-MAX_s4_K5_C3",
                       "eSR-CNN": "eSR-CNN_s4_C4_D3_S6"}
+
+
+def test_with_scales_keeps_each_familys_share_of_the_grid():
+    """--scales 2: the eSR space's x2 part is the published x2 grid (1185 / 3 = 395 models)."""
+    space = load_space(REPO_ROOT / "spaces" / "esr.yaml")
+    with open(PUBLISHED_DIR / "esr_tests.csv", newline="") as handle:
+        published_x2 = {row["model"] for row in csv.DictReader(handle) if row["s"] == "2"}
+    only_x2 = space.with_scales([2])
+    ids = {c["model_id"] for c in only_x2.enumerate()}
+    assert ids == published_x2 and len(ids) == 395
+    assert {c["scale"] for c in space.with_scales([2, 4]).enumerate()} == {2, 4}
+    assert len(space.enumerate()) == 1185  # the original is untouched
+    with pytest.raises(SpaceError, match="--scales 5: the space offers scales 2, 3, 4"):
+        space.with_scales([5])
+
+
+def test_resume_refuses_other_scales(tmp_path):
+    from search.errors import UserError
+    from search.study.runner import StudyOptions, _resumed_options
+
+    manifest = {"options": {"space": "spaces/esr.yaml", "out": str(tmp_path), "scales": [2]}}
+    with pytest.raises(UserError, match="--scales \\[3\\] differs from the study's \\[2\\]"):
+        _resumed_options(StudyOptions(space="spaces/esr.yaml", out=str(tmp_path), scales=[3]), manifest, tmp_path)
+    same = _resumed_options(StudyOptions(space="spaces/esr.yaml", out=str(tmp_path)), manifest, tmp_path)
+    assert same.scales == [2]

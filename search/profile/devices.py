@@ -17,6 +17,7 @@ import yaml
 
 from search.errors import UserError
 from search.paths import REPO_ROOT
+from search.schema import validate
 
 DEVICES_DIR = Path(os.environ.get("SR_DEVICES_DIR", REPO_ROOT / "devices"))
 _DTYPES = ("float32", "float16", "bfloat16")
@@ -47,38 +48,47 @@ class DeviceProfile:
         return self.published_column is not None
 
 
+_TEXT_OR_NULL = {"type": ["string", "null"]}
+# JSON schema of a profile file (search/schema.py): every key of DeviceProfile but path.
+DEVICE_SCHEMA: dict = {
+    "type": "object",
+    "errorMessage": {"type": "expected a device profile (a mapping of keys to values), got {got}"},
+    "required": ["name"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "description": "the device's name, e.g. jetson"},
+        "aliases": {"type": ["array", "null"], "items": {"type": "string", "minLength": 1}},
+        "description": {"type": "string"},
+        "torch_device": {"type": "string", "minLength": 1},
+        "dtype": {"enum": list(_DTYPES)},
+        "output_size": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2, "maxItems": 2,
+                        "errorMessage": "expected [height, width] in pixels, got {got}"},
+        "threads": {"type": ["integer", "null"], "minimum": 1},
+        "warmup": {"type": "integer", "minimum": 0},
+        "repeats": {"type": "integer", "minimum": 1},
+        "ray_resource": _TEXT_OR_NULL,
+        "published_column": _TEXT_OR_NULL,
+        "published_unit": _TEXT_OR_NULL,
+    },
+}
+
+
 def _profile_from_file(path: Path) -> DeviceProfile:
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"cannot read device profile ({type(exc).__name__}: {exc})", path=path) from None
-    if not isinstance(data, dict):
-        raise UserError("device profile must be a mapping of keys to values", path=path)
-    known = set(DeviceProfile.__dataclass_fields__) - {"path"}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise UserError(f"unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})", path=path)
-    if "name" not in data:
-        raise UserError("device profile lacks 'name'", path=path)
-    dtype = str(data.get("dtype", "float32"))
-    if dtype not in _DTYPES:
-        raise UserError(f"dtype must be one of {', '.join(_DTYPES)}, not {dtype!r}", path=path)
+        raise UserError(f"cannot read device profile ({type(exc).__name__}: {' '.join(str(exc).split())})",
+                        path=path) from None
+    validate(data, DEVICE_SCHEMA, source=path)
+    dtype = data.get("dtype", "float32")
     size = data.get("output_size", [1080, 1920])
-    if (not isinstance(size, (list, tuple)) or len(size) != 2
-            or not all(isinstance(v, int) and v > 0 for v in size)):
-        raise UserError(f"output_size must be [height, width] in pixels, not {size!r}", path=path)
-    for key in ("warmup", "repeats"):
-        if key in data and (not isinstance(data[key], int) or data[key] < (1 if key == "repeats" else 0)):
-            raise UserError(f"{key} must be a non-negative integer (repeats >= 1), not {data[key]!r}", path=path)
     threads = data.get("threads", 1)
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise UserError(f"threads must be a positive integer or null, not {threads!r}", path=path)
-    return DeviceProfile(
+    return DeviceProfile(  # the schema checked the types: only 2.0 -> 2 is left to do
         name=str(data["name"]),
         torch_device=str(data.get("torch_device", "cpu")),
         dtype=dtype,
         output_size=(int(size[0]), int(size[1])),
-        threads=threads,
+        threads=None if threads is None else int(threads),
         warmup=int(data.get("warmup", 2)),
         repeats=int(data.get("repeats", 7)),
         ray_resource=data.get("ray_resource"),

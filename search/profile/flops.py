@@ -37,6 +37,12 @@ from torch import nn
 
 from search.profile.trace import input_channels, summarize, trace_ops
 
+# (height, width) of the HR output at which the IMDN and SMSR papers count Mult-Adds / FLOPs
+# (published/REPORTED.md: IMDN's Mult-Adds and SMSR's FLOPs are for a 1280x720 HR output), so
+# the suite's paper tables and experiments count MACs there too: an LR input of 720/s x 1280/s
+# (``lr_shape_for``; floored where 1280/3 is fractional).
+PAPER_HR_SIZE = (720, 1280)
+
 
 def count_params(model: nn.Module) -> int:
     """Number of parameters (trainable or not: the fixed bicubic filter counts too)."""

@@ -13,6 +13,8 @@ import os
 import socket
 import statistics
 import time
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,6 +33,65 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
     elif device.type == "mps":
         torch.mps.synchronize()
+
+
+@dataclass
+class Timing:
+    """Clock readings of the timed calls of one callable, in seconds, in the order made."""
+
+    wall_s: list[float] = field(default_factory=list)  # time.perf_counter
+    cpu_s: list[float] = field(default_factory=list)   # time.process_time (this process, all threads)
+    result: Any = None                                 # what the last timed call returned
+
+
+def time_calls(calls: Mapping[Hashable, Callable[[], Any]], *, repeats: int = 1, warmup: int = 0,
+               interleave: bool = False, synchronize: Callable[[], None] | None = None) -> dict[Hashable, Timing]:
+    """The suite's one timer: wall-clock and process CPU time of each call of each callable.
+
+    Every callable is first called ``warmup`` times untimed (in the mapping's order), then
+    ``repeats`` times timed: one callable after the other (all repeats of the first, then of
+    the second, ...), or with ``interleave`` round by round, the first callable of a round
+    rotating (round ``r`` starts with the ``r % n``-th), so that load from other processes
+    falls on every callable alike. ``synchronize`` (e.g. CUDA's) runs after the warm-up and
+    before and after each timed call, inside the CPU clock and outside the wall clock's start.
+    """
+    if repeats < 1:
+        raise UserError(f"repeats must be >= 1, got {repeats}")
+    sync = synchronize or (lambda: None)
+    for fn in calls.values():
+        for _ in range(max(0, warmup)):
+            fn()
+    sync()
+    timings = {key: Timing() for key in calls}
+    keys = list(calls)
+
+    def timed(key) -> None:
+        sync()
+        cpu = time.process_time()
+        start = time.perf_counter()
+        result = calls[key]()
+        sync()
+        wall = time.perf_counter() - start
+        timings[key].cpu_s.append(time.process_time() - cpu)
+        timings[key].wall_s.append(wall)
+        timings[key].result = result
+
+    if interleave:
+        for round_index in range(repeats):
+            shift = round_index % len(keys) if keys else 0
+            for key in keys[shift:] + keys[:shift]:
+                timed(key)
+    else:
+        for key in keys:
+            for _ in range(repeats):
+                timed(key)
+    return timings
+
+
+def time_call(fn: Callable[[], Any], *, repeats: int = 1, warmup: int = 0,
+              synchronize: Callable[[], None] | None = None) -> Timing:
+    """:func:`time_calls` of one callable (``repeats=1``: how long one call took, and its result)."""
+    return time_calls({0: fn}, repeats=repeats, warmup=warmup, synchronize=synchronize)[0]
 
 
 def measure_latency(
@@ -65,18 +126,11 @@ def measure_latency(
         torch.set_num_threads(int(threads))
     if torch_device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as the eSR authors' run.py
-    times: list[float] = []
     try:
         with torch.inference_mode():
-            for _ in range(max(0, warmup)):
-                bench(x)
-            _synchronize(torch_device)
-            for _ in range(repeats):
-                _synchronize(torch_device)
-                start = time.perf_counter()
-                bench(x)
-                _synchronize(torch_device)
-                times.append((time.perf_counter() - start) * 1000.0)
+            timing = time_call(lambda: bench(x), repeats=repeats, warmup=warmup,
+                               synchronize=lambda: _synchronize(torch_device))
+        times = [seconds * 1000.0 for seconds in timing.wall_s]
     finally:
         torch.set_num_threads(previous_threads)
     q25, q75 = np.percentile(times, [25, 75])

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from search.markdown import markdown_table
 from search.paths import REPO_ROOT
 
 REPORT_DIR = REPO_ROOT / "reports"
@@ -52,29 +53,21 @@ def write_report(summaries: dict, rows: list[dict], folds: int,
         "",
         f"## {folds}-fold cross-validation (all families pooled, shuffled, seed 0)",
         "",
-        "| device | column | models | within +-10% | within +-20% | Spearman | median abs. error |",
-        "|---|---|---|---|---|---|---|",
+        _table(["device", "column", "models", "within +-10%", "within +-20%", "Spearman", "median abs. error"],
+               [[name, s["column"], s["n"], _pct(s["within_10pct"]), _pct(s["within_20pct"]), _rho(s["spearman"]),
+                 _pct(s["median_abs_rel_error"])] for name, s in summaries.items()]),
     ]
-    for name, s in summaries.items():
-        lines.append(f"| {name} | {s['column']} | {s['n']} | {_pct(s['within_10pct'])} | "
-                     f"{_pct(s['within_20pct'])} | {_rho(s['spearman'])} | "
-                     f"{_pct(s['median_abs_rel_error'])} |")
     lines += ["", "## Leave-one-family-out (fit on the other families, predict the held-out one)", ""]
     families = sorted({f for s in summaries.values() for f in s.get("leave_one_family_out", {}).get("per_family", {})})
     if families:
-        lines.append("| family | " + " | ".join(f"{n} +-10% / +-20% / rho" for n in summaries) + " |")
-        lines.append("|---|" + "---|" * len(summaries))
-        for family in families:
-            cells = []
-            for s in summaries.values():
-                m = s.get("leave_one_family_out", {}).get("per_family", {}).get(family)
-                cells.append("-" if m is None else
-                             f"{_pct(m['within_10pct'])} / {_pct(m['within_20pct'])} / {_rho(m['spearman'])}")
-            lines.append(f"| {family} | " + " | ".join(cells) + " |")
-        overall = [s.get("leave_one_family_out", {}).get("overall") for s in summaries.values()]
-        lines.append("| **all (pooled)** | " + " | ".join(
-            "-" if m is None else f"{_pct(m['within_10pct'])} / {_pct(m['within_20pct'])} / {_rho(m['spearman'])}"
-            for m in overall) + " |")
+        def cell(m) -> str:
+            return "-" if m is None else f"{_pct(m['within_10pct'])} / {_pct(m['within_20pct'])} / {_rho(m['spearman'])}"
+
+        table = [[family] + [cell(s.get("leave_one_family_out", {}).get("per_family", {}).get(family))
+                             for s in summaries.values()] for family in families]
+        table.append(["**all (pooled)**"] + [cell(s.get("leave_one_family_out", {}).get("overall"))
+                                             for s in summaries.values()])
+        lines.append(_table(["family"] + [f"{n} +-10% / +-20% / rho" for n in summaries], table))
 
     lines += ["", "## Units of the published speed", "",
               "Speed falls as the cost of a model grows (Spearman of speed vs MACs below, "
@@ -82,11 +75,10 @@ def write_report(summaries: dict, rows: list[dict], folds: int,
               "means a smaller LR input, and speed rises with the scale (Bicubic x2/x3/x4). "
               "Read as frames per second at Full-HD output, the 20 heaviest models imply the "
               "MAC rates below, plausible for each device (the Pi's rate is that of a "
-              "four-core Cortex-A72 running PyTorch):", "",
-              "| device | Spearman(speed, MACs) | median GMAC/s of the 20 heaviest models |",
-              "|---|---|---|"]
+              "four-core Cortex-A72 running PyTorch):", ""]
     from scipy.stats import spearmanr
 
+    table = []
     for name in summaries:
         device_rows = [r for r in rows if r["device"] == name]
         if not device_rows:
@@ -95,19 +87,19 @@ def write_report(summaries: dict, rows: list[dict], folds: int,
         speed = np.array([r["published_speed_fps"] for r in device_rows])
         heavy = np.argsort(macs)[-20:]
         rate = np.median(macs[heavy] * speed[heavy])
-        lines.append(f"| {name} | {spearmanr(speed, macs).statistic:.3f} | {rate:.1f} |")
+        table.append([name, f"{spearmanr(speed, macs).statistic:.3f}", f"{rate:.1f}"])
+    lines.append(_table(["device", "Spearman(speed, MACs)", "median GMAC/s of the 20 heaviest models"], table))
 
     lines += ["", "## Noise in the targets", "",
               "Within a one-layer family (eSR-MAX/TM/TR) at fixed scale and K, one more channel "
               "C never costs less, so a published speed that *rises* with C by more than 10% is "
               "measurement noise (or a kernel-selection effect) that no cost model can follow. "
               "Share of such adjacent-C steps, from `published/esr_tests.csv`:", "",
-              "| device | eSR-MAX | eSR-TM | eSR-TR |", "|---|---|---|---|"]
-    lines += _noise_rows(summaries)
+              _table(["device", "eSR-MAX", "eSR-TM", "eSR-TR"], _noise_rows(summaries))]
     lines += ["", "## Outside the fitted families (extrapolation)", "",
               "Predictions of the stored predictors for models of other families, labelled as "
-              "extrapolation: their error is not covered by the cross-validation above.", "",
-              "| model | device | GMACs | predicted ms | note |", "|---|---|---|---|---|"]
+              "extrapolation: their error is not covered by the cross-validation above.", ""]
+    table = []
     try:
         from search.models import create_model
         from search.profile.predictor import graph_features, predict_latency
@@ -121,18 +113,23 @@ def write_report(summaries: dict, rows: list[dict], folds: int,
                 try:
                     pred = predict_latency(model, name)
                 except Exception as exc:  # no stored predictor yet, or untraceable model
-                    lines.append(f"| {model_id} | {name} | - | - | {type(exc).__name__}: {exc} |")
+                    table.append([model_id, name, "-", "-", f"{type(exc).__name__}: {exc}"])
                     continue
                 gmacs = graph_features(model, (1080, 1920))["macs"]
-                lines.append(f"| {model_id} | {name} | {gmacs:.1f} | {pred['latency_ms']:.1f} | "
-                             f"{pred['latency_extrapolation_reason'] or 'within fitted range'} |")
+                table.append([model_id, name, f"{gmacs:.1f}", f"{pred['latency_ms']:.1f}",
+                              pred["latency_extrapolation_reason"] or "within fitted range"])
     except ImportError:
         pass
+    lines.append(_table(["model", "device", "GMACs", "predicted ms", "note"], table))
     md_path.write_text("\n".join(lines) + "\n")
     return [md_path, csv_path] if rows else [md_path]
 
 
-def _noise_rows(summaries: dict) -> list[str]:
+def _table(headers: list[str], rows: list[list]) -> str:
+    return markdown_table(headers, rows).rstrip("\n")
+
+
+def _noise_rows(summaries: dict) -> list[list[str]]:
     import pandas as pd
 
     from search.profile.devices import get_device
@@ -152,14 +149,14 @@ def _noise_rows(summaries: dict) -> list[str]:
                 rises += int(np.sum(ratio > 1.10))
                 total += len(ratio)
             cells.append(f"{rises}/{total} ({rises / max(total, 1):.0%})")
-        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+        rows.append([name, *cells])
     return rows
 
 
 def rerender(report_dir: Path | None = None) -> list[Path]:
     """Rewrite the markdown from the stored predictors (their CV metrics) and the CSV."""
-    from search.profile.predictor import PREDICTOR_DIR, LatencyPredictor
     from search.errors import UserError
+    from search.profile.predictor import PREDICTOR_DIR, LatencyPredictor
 
     folder = Path(report_dir or REPORT_DIR)
     csv_path = folder / "latency_predictor.csv"

@@ -6,7 +6,7 @@ Two fronts of PSNR (max) against the published Jetson AGX speed (``speed_AGX``, 
 not stated by the authors, REPORTED.md 5) over the 1185 released models:
 
 * *published*: the authors' PSNR from ``published/esr_tests.csv``;
-* *reproduced*: the suite's PSNR of the released weights (``benchmarks/esr_released_eval.py``,
+* *reproduced*: the suite's PSNR of the released weights (``python -m search.experiments esr_released_eval``,
   ``reports/esr_released_eval.csv``); the speeds are the published ones in both.
 
 Compared per scope (x2, x3, x4, and all scales together as in the tabular benchmark) and
@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from search.jsonio import dumps_json
 from search.errors import UserError, cli_main
+from search.jsonio import dumps_json
+from search.markdown import markdown_table
 from search.paths import PUBLISHED_DIR, REPO_ROOT
 from search.study.pareto import dominators, pareto_mask
 
@@ -41,7 +42,7 @@ TEST_SETS = ("Set14", "Set5")
 def load(released_path: Path, published_path: Path = PUBLISHED_DIR / "esr_tests.csv") -> pd.DataFrame:
     """One row per model present in both files: published and reproduced PSNR, published speed."""
     if not Path(released_path).is_file():
-        raise UserError("released-model evaluation not found (run benchmarks/esr_released_eval.py)",
+        raise UserError("released-model evaluation not found (run python -m search.experiments esr_released_eval)",
                         path=released_path)
     published = pd.read_csv(published_path)
     released = pd.read_csv(released_path)
@@ -162,27 +163,29 @@ def write_report(released: Path, out: Path, tolerance: float = TOLERANCE_DB) -> 
     (out / "front_comparison.json").write_text(dumps_json(metrics, indent=2) + "\n")
     lines = ["# eSR: published front vs the front of the suite's own evaluation", "",
              f"Objectives: PSNR (max) and published Jetson AGX speed `{SPEED}` (max). Models: {len(table)} "
-             f"released models evaluated by `benchmarks/esr_released_eval.py` (`{released.name}`). A front "
+             f"released models evaluated by `python -m search.experiments esr_released_eval` (`{released.name}`). A front "
              f"difference is explained when the PSNR delta (reproduced - published) of the model and of "
              f"the models deciding its membership are all under {tolerance} dB.", "",
              f"**Overall verdict: {overall}.**", "",
-             "| test set | scope | models | published front | reproduced front | common | differences | unexplained | verdict |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for s in summaries:
-        lines.append(f"| {s['test_set']} | {s['scope']} | {s['models']} | {s['published_front']} | "
-                     f"{s['reproduced_front']} | {s['common']} | {s['differences']} | {s['unexplained']} | {s['verdict']} |")
+             markdown_table(["test set", "scope", "models", "published front", "reproduced front", "common",
+                             "differences", "unexplained", "verdict"],
+                            [[s["test_set"], s["scope"], s["models"], s["published_front"], s["reproduced_front"],
+                              s["common"], s["differences"], s["unexplained"], s["verdict"]]
+                             for s in summaries]).rstrip("\n")]
     diffs = rows[rows["front"] != "both"] if len(rows) else rows
     lines += ["", "## Differences", ""]
     if len(diffs) == 0:
         lines.append("None: every comparison has the same models on both fronts.")
     else:
-        lines += ["| test set | scope | model | on front | published PSNR | reproduced PSNR | delta (dB) | decided by | max abs delta of deciders | explained |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        cells = []
         for _, r in diffs.iterrows():
             dec = r["decider_max_abs_delta"]
-            lines.append(f"| {r['test_set']} | {r['scope']} | {r['model']} | {r['front']} | {r['published_psnr']:.3f} | "
-                         f"{r['reproduced_psnr']:.3f} | {r['delta_psnr']:+.4f} | {r['decided_by'] or '-'} | "
-                         f"{'-' if pd.isna(dec) else f'{dec:.4f}'} | {r['explained']} |")
+            cells.append([r["test_set"], r["scope"], r["model"], r["front"], f"{r['published_psnr']:.3f}",
+                          f"{r['reproduced_psnr']:.3f}", f"{r['delta_psnr']:+.4f}", r["decided_by"] or "-",
+                          "-" if pd.isna(dec) else f"{dec:.4f}", r["explained"]])
+        lines.append(markdown_table(["test set", "scope", "model", "on front", "published PSNR", "reproduced PSNR",
+                                     "delta (dB)", "decided by", "max abs delta of deciders", "explained"],
+                                    cells).rstrip("\n"))
     (out / "front_comparison.md").write_text("\n".join(lines) + "\n")
     plot(table, rows, out / "front_comparison.png")
     return metrics

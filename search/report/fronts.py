@@ -1,6 +1,7 @@
 """Pareto front, hypervolume and plot of one study folder (``trials.csv`` of ``search.run``).
 
     python -m search.report.fronts studies/esr --out reports/studies/esr [--objectives ...]
+        [--bicubic studies/bicubic/esr.json]
 
 Writes into ``--out``:
 
@@ -14,7 +15,8 @@ Writes into ``--out``:
 * ``front.png``: PSNR against latency, parameters and MACs (one row of panels per scale),
   one colour and marker per family, each panel's 2-D front drawn as a line, the study's
   front members outlined, MATLAB-bicubic PSNR of the same test set and protocol marked
-  (a Bicubic trial when the study has one, else a dashed line evaluated here), and the
+  (a Bicubic trial when the study has one, else a dashed line at the value that
+  ``python -m search.experiments bicubic_reference`` wrote into ``--bicubic``), and the
   latency's measured/predicted label in the latency axis title.
 """
 
@@ -28,8 +30,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from search.jsonio import dumps_json
 from search.errors import UserError, cli_main
+from search.jsonio import dumps_json
+from search.markdown import markdown_table
 from search.study.pareto import REFERENCE_POINT, hypervolume, normalise, pareto_mask
 
 COST_AXES = (("latency_ms", "latency (ms)"), ("params", "parameters"), ("flops", "MACs"))
@@ -128,22 +131,16 @@ def psnr_column(objectives, columns) -> str:
     return found[-1]
 
 
-def bicubic_psnr(manifest: dict, scales, test_set: str) -> dict[int, float]:
-    """MATLAB-bicubic PSNR per scale on ``test_set`` under the study's protocol (evaluated here)."""
-    from search.evaluate import evaluate_model
-    from search.models import create_model
-
-    protocol = None
-    space_path = manifest.get("options", {}).get("space")
-    if space_path:
-        from search.space import load_space
-
-        protocol = load_space(space_path).fixed.protocol
-    out = {}
-    for scale in scales:
-        model = create_model(family="Bicubic", scale=int(scale))
-        out[int(scale)] = evaluate_model(model, [test_set], protocol=protocol, progress=False)[test_set]["psnr"]
-    return out
+def bicubic_psnr(path: Path, scales, test_set: str) -> dict[int, float]:
+    """MATLAB-bicubic PSNR per scale on ``test_set`` from ``bicubic_reference``'s JSON."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError("bicubic reference not found (python -m search.experiments bicubic_reference)", path=path)
+    psnr = json.loads(path.read_text()).get("psnr", {})
+    missing = [f"x{s}" for s in scales if str(int(s)) not in psnr.get(test_set, {})]
+    if missing:
+        raise UserError(f"no bicubic PSNR on {test_set} at {', '.join(missing)}", path=path)
+    return {int(s): float(psnr[test_set][str(int(s))]) for s in scales}
 
 
 def plot_front(trials: pd.DataFrame, front: pd.DataFrame, objectives, manifest: dict, path: Path,
@@ -232,7 +229,7 @@ def _fmt(value) -> str:
 
 
 def write_report(trials: pd.DataFrame, manifest: dict, out: Path, objectives, title: str,
-                 with_bicubic: bool = True) -> dict:
+                 bicubic_file: Path | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     front, metrics = front_table(trials, objectives)
     front.to_csv(out / "pareto.csv", index=False)
@@ -244,15 +241,13 @@ def write_report(trials: pd.DataFrame, manifest: dict, out: Path, objectives, ti
              f"{', '.join(metrics['objectives'])}: {metrics['front_size']} trials; hypervolume "
              f"{_fmt(metrics['hypervolume'])} (objectives min-max normalised over the finished trials, "
              f"reference point {REFERENCE_POINT}). Latency: {metrics.get('latency', 'n/a')}.", "",
-             "| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
-    for _, row in front.iterrows():
-        lines.append("| " + " | ".join(_fmt(row[c]) for c in shown) + " |")
-    (out / "front.md").write_text("\n".join(lines) + "\n")
+             markdown_table(shown, ([_fmt(row[c]) for c in shown] for _, row in front.iterrows()))]
+    (out / "front.md").write_text("\n".join(lines))
     bicubic = None
     done = trials[trials["status"] == "complete"]
-    if with_bicubic and len(done) and "Bicubic" not in set(done["family"]):
+    if bicubic_file is not None and len(done) and "Bicubic" not in set(done["family"]):
         y = psnr_column(objectives, done.columns)
-        bicubic = bicubic_psnr(manifest, sorted(done["scale"].astype(int).unique()), y[5:])
+        bicubic = bicubic_psnr(bicubic_file, sorted(done["scale"].astype(int).unique()), y[5:])
         metrics["bicubic_psnr"] = {f"x{s}": v for s, v in bicubic.items()}
         (out / "metrics.json").write_text(dumps_json(metrics, indent=2) + "\n")
     if len(done):
@@ -266,12 +261,14 @@ def main(argv=None) -> int:
     parser.add_argument("study", type=Path, help="study folder (trials.csv, study.json)")
     parser.add_argument("--out", type=Path, required=True, help="report folder")
     parser.add_argument("--objectives", help="override the study's objectives, e.g. psnr_Set14:max,params:min")
-    parser.add_argument("--no-bicubic", action="store_true", help="do not evaluate the bicubic reference line")
+    parser.add_argument("--bicubic", type=Path, default=None,
+                        help="bicubic_reference JSON of this study: the bicubic PSNR line where the study "
+                             "has no Bicubic trial (default: no line)")
     args = parser.parse_args(argv)
     trials, manifest = read_study(args.study)
     objectives = study_objectives(manifest, args.objectives, trials.columns)
     metrics = write_report(trials, manifest, args.out, objectives, args.study.name,
-                           with_bicubic=not args.no_bicubic)
+                           bicubic_file=args.bicubic)
     print(f"{args.study}: {metrics['complete']} finished, front {metrics['front_size']}, "
           f"hypervolume {_fmt(metrics['hypervolume'])} -> {args.out}")
     return 0

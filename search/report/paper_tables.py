@@ -4,7 +4,8 @@
 
 Reported values are read from ``published/`` (each row carries its source, which cites
 ``published/REPORTED.md``); reproduced values are read from what the suite's commands wrote
-(the DVC stages in dvc.yaml) or counted here from the registry's models (parameters, MACs).
+(the DVC stages in dvc.yaml), parameters and MACs of the registry's models included
+(``studies/papers/costs.csv``, ``python -m search.experiments paper_costs``).
 A value the suite did not reproduce is written as an empty CSV cell and ``missing`` in
 Markdown, never filled from the reported column; ``difference`` = reproduced - reported,
 only where both exist.
@@ -22,12 +23,12 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from search.jsonio import dumps_json
 from search.errors import UserError, cli_main
+from search.jsonio import dumps_json
+from search.markdown import markdown_table
 from search.paths import PUBLISHED_DIR, REPO_ROOT
 
 PAPERS = ("esr", "imdn", "smsr", "adadsr", "dasr")
-HR_SIZE = (720, 1280)
 ESR_SETS = ("Set5", "Set14", "BSDS100", "Urban100", "Manga109")
 LONG_COLUMNS = ["item", "scale", "test_set", "metric", "reported", "reproduced", "difference",
                 "reported_source", "reproduced_source"]
@@ -44,6 +45,7 @@ class Inputs:
         self.smsr_released = self.root / "studies" / "released" / "smsr.csv"
         self.adadsr_results = self.root / "studies" / "papers" / "adadsr" / "results.csv"
         self.dasr_results = self.root / "studies" / "papers" / "dasr" / "experts.csv"
+        self.costs = self.root / "studies" / "papers" / "costs.csv"
 
     def shown(self, path: Path) -> Path:
         """``path`` as a table cites it: relative to the root when inside it."""
@@ -119,7 +121,7 @@ def write_table(rows: list[dict], columns: list[str], out: Path, name: str, titl
         for r in rows:
             writer.writerow({c: ("" if r.get(c) is None else r.get(c)) for c in columns})
     shown = [c for c in columns if not c.endswith("_source")]
-    lines = [f"# {title}", ""] + notes + ["", "| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+    table = []
     for r in rows:
         cells = []
         for c in shown:
@@ -129,7 +131,8 @@ def write_table(rows: list[dict], columns: list[str], out: Path, name: str, titl
                 cells.append(fmt_diff(r.get(c), metric if c == "difference" else "psnr"))
             else:
                 cells.append(fmt(r.get(c), metric))
-        lines.append("| " + " | ".join(cells) + " |")
+        table.append(cells)
+    lines = [f"# {title}", ""] + notes + ["", markdown_table(shown, table).rstrip("\n")]
     sources = sorted({(r.get("reported_source") or "") for r in rows} - {""})
     repro = sorted({(r.get("reproduced_source") or "") for r in rows} - {""})
     if sources or repro:
@@ -137,17 +140,15 @@ def write_table(rows: list[dict], columns: list[str], out: Path, name: str, titl
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")
 
 
-def _counted(model_id: str, with_flops: bool = True) -> dict:
-    """Parameters and MACs at a 1280x720 output of a registry model (counted, no weights)."""
-    from search.models import create_model
-    from search.profile.flops import count_flops, count_params
+def read_costs(inputs: Inputs) -> dict[tuple[str, str], dict[str, float | None]]:
+    """(model id, part) -> {"params", "flops"} (MACs at 1280x720) from ``costs.csv`` (``part``
+    empty: the whole model; a value not counted is None; no file: no costs)."""
+    return {(r["model_id"], r["part"]): {"params": number(r["params"]), "flops": number(r["macs_1280x720"])}
+            for r in read_csv(inputs.costs, required=False)}
 
-    model = create_model(model_id).eval()
-    out = {"params": float(count_params(model))}
-    if with_flops:
-        lr = (HR_SIZE[0] // model.scale, HR_SIZE[1] // model.scale)
-        out["flops"] = float(count_flops(model, lr))
-    return out
+
+def costs_source(inputs: Inputs) -> str:
+    return f"{inputs.shown(inputs.costs)} (python -m search.experiments paper_costs, registry model)"
 
 
 # ----------------------------------------------------------------------------- eSR
@@ -155,7 +156,7 @@ def esr_tables(inputs: Inputs, out: Path) -> dict:
     published = read_csv(inputs.published / "esr_tests.csv")
     released = {r["model"]: r for r in read_csv(inputs.esr_released, required=False)}
     source_rep = "published/esr_tests.csv (eSR authors' results, REPORTED.md)"
-    source_ours = f"{inputs.shown(inputs.esr_released)} (benchmarks/esr_released_eval.py, esr protocol)"
+    source_ours = f"{inputs.shown(inputs.esr_released)} (python -m search.experiments esr_released_eval, esr protocol)"
     groups = defaultdict(list)
     for r in published:
         groups[(r["family"], int(r["s"]))].append(r)
@@ -232,6 +233,7 @@ def standard_table(paper: str, published_name: str, released_path: Path, model_i
     published = read_csv(inputs.published / published_name)
     released = _released_by_scale(released_path)
     rel_path = inputs.shown(released_path)
+    costs = read_costs(inputs)
     rows = []
     for pub in published:
         scale = int(pub["scale"])
@@ -247,18 +249,18 @@ def standard_table(paper: str, published_name: str, released_path: Path, model_i
                         "manga109": "Manga109"}.get(name, name)
             rows.append(row(model_id, scale, test_set, metric, value, ours.get(f"{metric}_{test_set}"),
                             source_rep, source_ours))
-        counted = _counted(model_id, with_flops=any(kind == "flops" for _, kind, _ in extra_metrics))
+        counted = costs.get((model_id, ""), {})
         for column, kind, label in extra_metrics:
             value = counted.get(kind)
             if kind == "flops" and value is not None:
                 value = value / 1e9
-            rows.append(row(model_id, scale, "", label, pub.get(column), value, source_rep,
-                            "counted here (search.profile.flops, registry model)"))
+            rows.append(row(model_id, scale, "", label, pub.get(column), value, source_rep, costs_source(inputs)))
     write_table(rows, LONG_COLUMNS, out, paper, title,
                 ["Reported values from the paper (file and source below); reproduced PSNR/SSIM from the "
                  "released weights through the suite's evaluator (MATLAB-bicubic LR, Y channel, scale-pixel "
                  "border); test sets not shipped with the suite and scales without released weights are "
-                 "missing. Parameters and MACs (1280x720 output) are counted from the registry's model."])
+                 "missing. Parameters and MACs (1280x720 output) are counted from the registry's model "
+                 "(`python -m search.experiments paper_costs`)."])
     return {f"{paper}_rows": len(rows), f"{paper}_reproduced": sum(r["reproduced"] is not None for r in rows)}
 
 
@@ -270,8 +272,8 @@ def imdn_table(inputs: Inputs, out: Path) -> dict:
 
 
 def smsr_table(inputs: Inputs, out: Path) -> dict:
-    # SMSR's MACs depend on its masks at inference (reports/smsr, the SMSR helper's script);
-    # not counted here, so they show as missing.
+    # SMSR's MACs depend on its masks at inference (python -m search.experiments smsr_schedules,
+    # reports/smsr); paper_costs does not count them, so they show as missing.
     return standard_table("smsr", "smsr_reported.csv", inputs.smsr_released, lambda s: f"SMSR_s{s}",
                           inputs, out, "SMSR (Wang et al., CVPR 2021): reported vs reproduced",
                           [("params_reported", "params", "params"),
@@ -293,7 +295,7 @@ def adadsr_table(inputs: Inputs, out: Path) -> dict:
     rel = inputs.shown(inputs.adadsr_results)
     for r in results:
         item = f"{r['model_id']} d={number(r['target_depth']):g}"
-        ours = f"{rel} (benchmarks/adadsr_depth_study.py, CPU budget; not the paper's model size)"
+        ours = f"{rel} (python -m search.experiments adadsr_depth_study, CPU budget; not the paper's model size)"
         rows.append(row(item, 2 if "_s2_" in r["model_id"] else "", "Set5", "psnr", None, r["psnr_set5"], "", ours))
         rows.append(row(item, 2 if "_s2_" in r["model_id"] else "", "", "GMACs (LR 128x128)", None,
                         number(r["macs"]) / 1e9 if number(r.get("macs")) is not None else None, "", ours))
@@ -308,22 +310,16 @@ def adadsr_table(inputs: Inputs, out: Path) -> dict:
 def dasr_table(inputs: Inputs, out: Path) -> dict:
     derived = read_csv(inputs.published / "dasr_derived.csv")
     results = read_csv(inputs.dasr_results, required=False)
+    costs = read_costs(inputs)
     rows = []
-    counted_cache: dict[str, dict[str, float]] = {}
     for d in derived:
         model_id = d["model_id"]
-        if model_id not in counted_cache:
-            from search.models import create_model
-
-            model = create_model(model_id)
-            counted_cache[model_id] = {name: float(sum(p.numel() for p in child.parameters()))
-                                       for name, child in model.named_children()}
         part = "predictor" if "predictor" in d["item"] else "generator"
-        rows.append(row(model_id, 4, "", d["item"], d["value"], counted_cache[model_id].get(part),
-                        f"published/dasr_derived.csv: {d['source']}", "counted here (registry model)"))
+        rows.append(row(model_id, 4, "", d["item"], d["value"], costs.get((model_id, part), {}).get("params"),
+                        f"published/dasr_derived.csv: {d['source']}", costs_source(inputs)))
     rel = inputs.shown(inputs.dasr_results)
     for r in results:
-        ours = f"{rel} (python -m search.report.dasr_experts, CPU budget)"
+        ours = f"{rel} (python -m search.experiments dasr_experts, CPU budget)"
         for level, label in (("bicubic", "bicubic"), ("I", "Level I"), ("II", "Level II"), ("III", "Level III")):
             rows.append(row(r["model_id"], 4, f"Set5 {label}", "psnr", None, r.get(f"psnr_{level}"), "", ours))
     write_table(rows, LONG_COLUMNS, out, "dasr", "DASR (Liang et al., ECCV 2022): reported vs reproduced",

@@ -1,6 +1,6 @@
 """DVC metrics and a plot table from the tabular sampler comparison's curves.
 
-``benchmarks/tabular_samplers.py`` writes ``sampler_curves.csv`` (one row per sampler, seed
+``python -m search.experiments tabular_samplers`` writes ``sampler_curves.csv`` (one row per sampler, seed
 and number of trials used, with the hypervolume ratio against the full grid's front). This
 module turns it into
 
@@ -24,16 +24,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from search.jsonio import dumps_json
 from search.errors import UserError, cli_main
+from search.jsonio import dumps_json
+from search.study.pareto import TARGET_RATIO, trials_to_target
 
-TARGET_RATIO = 0.98
 REQUIRED = ("sampler", "seed", "trials", "hypervolume_ratio")
 
 
 def read_curves(path: Path) -> pd.DataFrame:
     if not Path(path).is_file():
-        raise UserError("sampler curves not found (run benchmarks/tabular_samplers.py)", path=path)
+        raise UserError("sampler curves not found (run python -m search.experiments tabular_samplers)", path=path)
     curves = pd.read_csv(path)
     missing = [c for c in REQUIRED if c not in curves.columns]
     if missing:
@@ -49,16 +49,6 @@ def by_trials(curves: pd.DataFrame) -> pd.DataFrame:
         table[sampler] = stats[("mean", sampler)]
         table[f"{sampler}_std"] = stats[("std", sampler)]
     return table.reset_index()
-
-
-def trials_to_target(curves: pd.DataFrame, target: float = TARGET_RATIO) -> dict[str, int | None]:
-    """Per sampler, the first checkpoint at which the mean ratio over seeds reaches ``target``."""
-    means = curves.groupby(["sampler", "trials"])["hypervolume_ratio"].mean()
-    reached = {}
-    for sampler in dict.fromkeys(curves["sampler"]):
-        hits = [n for n, m in means[sampler].items() if m >= target]
-        reached[sampler] = int(min(hits)) if hits else None
-    return reached
 
 
 def summarise(curves: pd.DataFrame) -> dict:
@@ -90,7 +80,7 @@ def summarise(curves: pd.DataFrame) -> dict:
 @cli_main
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m search.report.tabular_summary", description=__doc__.splitlines()[0])
-    parser.add_argument("curves", type=Path, help="sampler_curves.csv of benchmarks/tabular_samplers.py")
+    parser.add_argument("curves", type=Path, help="sampler_curves.csv of python -m search.experiments tabular_samplers")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     curves = read_curves(args.curves)

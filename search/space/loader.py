@@ -1,9 +1,12 @@
 """Reading and validating space files: every problem is one SpaceError naming file, key, problem.
 
-The validator is hand-written rather than a JSON schema so that each message can name the
-exact key (``families.ESPCN.grid[1].S``) and say what is wrong in words; it also checks what
-a schema cannot: that families exist in the registry, that hyper-parameters are arguments
-of the family's constructor, and that cross-field constraints hold.
+Two passes. First the JSON schema ``SPACE_SCHEMA`` (below; checked by :mod:`search.schema`)
+checks the structure and the types: which keys exist where, text / number / list, required
+keys, enumerations and bounds, each error naming its key path (``families.ESPCN.grid[1].S``).
+Then code checks what a schema cannot: that families exist in the registry and
+hyper-parameters are arguments of the family's constructor, that ranges are not empty, that
+choices and scales are not repeated, that constraint expressions parse and hold, that grids
+are small enough, that the budget and the protocol exist.
 
 A space file is untrusted input: every size the loader works with is bounded (file bytes,
 YAML nesting, expression length, grid cardinality, constraint work), each by a named
@@ -14,7 +17,6 @@ a MemoryError or a traceback. The limits are listed in docs/spaces.md.
 from __future__ import annotations
 
 import inspect
-import math
 import os
 import re
 from pathlib import Path
@@ -24,6 +26,7 @@ import yaml
 
 from search.errors import ModelIdError, SpaceError, UserError
 from search.models.registry import load_model_files
+from search.schema import find_problem
 from search.space.constraints import Constraint, ConstraintEvalError, ConstraintSyntaxError
 from search.space.safe_yaml import load_yaml
 from search.space.space import (
@@ -37,12 +40,8 @@ from search.space.space import (
     parse_objectives,
 )
 from search.space.values import Choice, Dimension, Fixed, FloatRange, IntRange, format_value
+from search.train.budgets import BUDGET_SCHEMA, numbers_from_text
 
-TOP_KEYS = ("name", "description", "scales", "fixed", "families", "model_files")
-FAMILY_KEYS = ("hparams", "grid", "scales", "constraints")
-FIXED_KEYS = ("budget", "train_sets", "test_sets", "objectives", "protocol", "seed")
-RANGE_KEYS = ("low", "high", "step", "log")
-CONSTRAINT_KEYS = ("expr", "on_violation", "message")
 DEFAULT_OBJECTIVES = "psnr_{test_set}:max,latency_ms:min"
 
 # Largest space file read. The shipped ones are under 2 KiB; the pure-Python YAML parser
@@ -64,6 +63,146 @@ MAX_SHOWN_CHARS = 80
 MAX_MESSAGE_CHARS = 1000
 
 
+# ---------------------------------------------------------------- the schema (search/schema.py)
+
+def _cases(*branches: tuple[dict, dict], otherwise: dict) -> dict:
+    """An if/then/else chain: the first branch whose condition the value meets applies.
+    (Rather than anyOf: an error then comes from the one form the value was meant to have.)"""
+    schema = otherwise
+    for condition, then in reversed(branches):
+        schema = {"if": condition, "then": then, "else": schema}
+    return schema
+
+
+_SCALAR = ["number", "string", "boolean"]
+_OBJECT_TYPE = {"type": "string", "minLength": 1,
+                "description": "the object's type name, as in {type: linear, initial: 1.0}"}
+# A choice or a fixed value: a scalar, or a {type: name, key: value...} object (nested allowed).
+# No if/then: the object keywords apply to mappings only (quick for 10,000 choices).
+_VALUE = {
+    "type": [*_SCALAR, "object"],
+    "required": ["type"],
+    "properties": {"type": _OBJECT_TYPE},
+    "additionalProperties": {"$ref": "#/$defs/member"},
+    "errorMessage": {"type": "expected a number, text, true/false or a {type: ...} object, got {got}"},
+}
+# A key of an object value: a value, or a list of values.
+_MEMBER = {**_VALUE, "type": [*_SCALAR, "object", "array"], "items": {"$ref": "#/$defs/value"}, "errorMessage": {
+    "type": "expected a number, text, true/false, a {type: ...} object or a list of them, got {got}"}}
+_CHOICES = {"type": "array", "minItems": 1, "items": _VALUE, "errorMessage": {"minItems": "empty list of choices"}}
+_RANGE = {
+    "type": "object",
+    "required": ["low", "high"],
+    "additionalProperties": False,
+    "properties": {
+        "low": {"type": "number", "description": "the lower end of the range, included"},
+        "high": {"type": "number", "description": "the upper end of the range, included"},
+        "step": {"type": ["number", "null"], "exclusiveMinimum": 0,
+                 "errorMessage": {"exclusiveMinimum": "step must be positive, got {got}"}},
+        "log": {"type": "boolean"},
+    },
+}
+# A hyper-parameter's values: choices, {choices: [...]}, a {low, high} range, an object, a value.
+_DIMENSION = _cases(
+    ({"type": "array"}, _CHOICES),
+    ({"type": "object", "required": ["choices"]},
+     {"properties": {"choices": _CHOICES}, "additionalProperties": False}),
+    ({"type": "object", "anyOf": [{"required": ["low"]}, {"required": ["high"]}]}, _RANGE),
+    ({"type": "object", "required": ["type"]}, _VALUE),
+    otherwise={"type": _SCALAR, "errorMessage": {
+        "type": "expected a list of choices, {choices: [...]}, a {low, high} range, "
+                "a {type: ...} object or a single value, got {got}"}},
+)
+_HPARAMS = {"type": ["object", "null"], "additionalProperties": _DIMENSION}
+_SCALE_MESSAGE = "a scale must be a positive integer, got {got}"
+_SCALE = {"type": "integer", "minimum": 1, "maximum": MAX_SCALE, "errorMessage": {
+    "type": _SCALE_MESSAGE, "minimum": _SCALE_MESSAGE,
+    "maximum": f"scale {{got}} is too large (at most {MAX_SCALE})"}}
+_SCALES_MESSAGE = "expected a non-empty list of integer scales, got {got}"
+_SCALES = _cases(
+    ({"type": "array"}, {"minItems": 1, "items": _SCALE, "errorMessage": {"minItems": _SCALES_MESSAGE}}),
+    otherwise={**_SCALE, "errorMessage": {**_SCALE["errorMessage"], "type": _SCALES_MESSAGE}},
+)
+_EXPRESSION = {"type": "string", "pattern": r"\S",
+               "description": "an expression such as 'F * R == int(F * R)'",
+               "errorMessage": "expected an expression such as 'F * R == int(F * R)', got {got}"}
+_CONSTRAINT = _cases(
+    ({"type": "string"}, _EXPRESSION),
+    otherwise={
+        "type": "object",
+        "required": ["expr"],
+        "additionalProperties": False,
+        "properties": {"expr": _EXPRESSION, "on_violation": {"enum": ["error", "skip"]},
+                       "message": {"type": ["string", "null"]}},
+        "errorMessage": {"type": "expected an expression or {expr: ..., on_violation: ..., message: ...}, "
+                                 "got {got}"},
+    },
+)
+_FAMILY = {
+    "type": ["object", "null"],
+    "additionalProperties": False,
+    "properties": {
+        "hparams": _HPARAMS,
+        "grid": {"type": "array", "minItems": 1, "items": _HPARAMS,
+                 "errorMessage": {"type": "expected a non-empty list of sub-grids, got {got}",
+                                  "minItems": "expected a non-empty list of sub-grids, got {got}"}},
+        "scales": _SCALES,
+        "constraints": {"type": ["array", "null"], "items": _CONSTRAINT,
+                        "errorMessage": {"type": "expected a list of constraints, got {got}"}},
+    },
+}
+_NAMES_MESSAGE = "expected a non-empty list of names, got {got}"
+_NAMES = _cases(
+    ({"type": "string"}, {"pattern": r"\S", "errorMessage": _NAMES_MESSAGE}),
+    otherwise={"type": "array", "minItems": 1, "errorMessage": _NAMES_MESSAGE,
+               "items": {"type": "string", "pattern": r"\S", "errorMessage": "expected a name, got {got}"}},
+)
+_BUDGET_MESSAGE = "expected a budget name (smoke, quick, paper) or a mapping, got {got}"
+_BUDGET = _cases(
+    ({"type": "string"}, {"pattern": r"\S", "errorMessage": _BUDGET_MESSAGE}),
+    otherwise={**BUDGET_SCHEMA, "errorMessage": {"type": _BUDGET_MESSAGE}, "properties": {
+        **BUDGET_SCHEMA["properties"],
+        "base": {"type": "string", "description": "a budget of params.yaml that these keys change"}}},
+)
+_FIXED = {
+    "type": ["object", "null"],
+    "additionalProperties": False,
+    "properties": {
+        "budget": _BUDGET,
+        "train_sets": _NAMES,
+        "test_sets": _NAMES,
+        "objectives": {"type": ["string", "array", "null"], "items": {"type": "string"}, "errorMessage": {
+            "type": "expected a list such as [psnr_Set14:max, latency_ms:min], got {got}"}},
+        "protocol": {"type": ["string", "null"], "pattern": r"\S",
+                     "errorMessage": "expected a protocol name or null, got {got}"},
+        "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED,
+                 "errorMessage": f"expected a non-negative integer up to {MAX_SEED}, got {{got}}"},
+    },
+}
+SPACE_SCHEMA: dict = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$defs": {"value": _VALUE, "member": _MEMBER},  # for the nesting of object values
+    "type": "object",
+    "required": ["families"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "errorMessage": "expected a short name without spaces or slashes, got {got}"},
+        "description": {"type": "string"},
+        "scales": _SCALES,
+        "fixed": _FIXED,
+        "families": {"type": "object", "minProperties": 1, "additionalProperties": _FAMILY,
+                     "description": "the model families to search",
+                     "errorMessage": {"minProperties": "no families given"}},
+        "model_files": _cases(
+            ({"type": "string"}, {"minLength": 1}),
+            otherwise={"type": "array", "items": {"type": "string", "minLength": 1},
+                       "errorMessage": {"type": "expected a list of Python file paths, got {got}"}}),
+    },
+}
+
+
+# ---------------------------------------------------------------- what a schema cannot say
+
 class _Problem(Exception):
     """A validation problem at ``key``; turned into a SpaceError carrying the file."""
 
@@ -75,102 +214,18 @@ def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, (dict, list)):
-        return "a mapping" if isinstance(value, dict) else "a list"
-    if isinstance(value, bool):
-        return f"{value}"
-    if isinstance(value, str):
-        return f"the text {_shorten(repr(value), MAX_SHOWN_CHARS)}"
-    return f"{type(value).__name__} {_shorten(repr(value), MAX_SHOWN_CHARS)}"
-
-
-def _expect_mapping(value: Any, key: str) -> dict:
-    if not isinstance(value, dict):
-        raise _Problem(key, f"expected a mapping, got {_type_name(value)}")
-    return value
-
-
-def _check_keys(mapping: dict, allowed: tuple[str, ...], key: str) -> None:
-    for name in mapping:
-        if name not in allowed:
-            where = f"{key}.{name}" if key else str(name)
-            raise _Problem(where, f"unknown key (allowed here: {', '.join(allowed)})")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _number(value: Any, key: str) -> int | float:
-    if _is_number(value):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise _Problem(key, f"expected a finite number, got {value}")
-        return value
-    hint = ""
-    if isinstance(value, str):
-        try:
-            float(value)
-            hint = " (YAML reads 1e-4 as text; write 1.0e-4)"
-        except ValueError:
-            pass
-    raise _Problem(key, f"expected a number, got {_type_name(value)}{hint}")
-
-
-def _check_value(value: Any, key: str) -> Any:
-    """A choice / fixed value: a scalar, or a ``type:`` + kwargs object (nested allowed)."""
-    if value is None:
-        raise _Problem(key, "empty value (null)")
-    if isinstance(value, (bool, int, float, str)):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise _Problem(key, f"expected a finite number, got {value}")
-        return value
-    if isinstance(value, dict):
-        kind = value.get("type")
-        if not isinstance(kind, str) or not kind:
-            raise _Problem(key, "an object value needs a 'type:' name (e.g. {type: linear, start: 1.0})")
-        for name, item in value.items():
-            if name != "type":
-                if isinstance(item, list):
-                    for i, element in enumerate(item):
-                        _check_value(element, f"{key}.{name}[{i}]")
-                else:
-                    _check_value(item, f"{key}.{name}")
-        return value
-    raise _Problem(key, f"expected a number, text, true/false or a {{type: ...}} object, got {_type_name(value)}")
-
-
-def _choices(values: Any, key: str) -> Dimension:
-    if not isinstance(values, list):
-        raise _Problem(key, f"choices must be a list, got {_type_name(values)}")
-    if not values:
-        raise _Problem(key, "empty list of choices")
-    checked = [_check_value(v, f"{key}[{i}]") for i, v in enumerate(values)]
+def _choices(values: list, key: str) -> Dimension:
     seen: set[str] = set()
-    for i, value in enumerate(checked):
+    for i, value in enumerate(values):
         text = format_value(value)
         if text in seen:
             raise _Problem(f"{key}[{i}]", f"duplicate choice {_shorten(text, MAX_SHOWN_CHARS)}")
         seen.add(text)
-    return Choice(tuple(checked))
+    return Choice(tuple(values))
 
 
 def _range(spec: dict, key: str) -> Dimension:
-    _check_keys(spec, RANGE_KEYS, key)
-    for bound in ("low", "high"):
-        if bound not in spec:
-            raise _Problem(key, f"a range needs both low and high (missing {bound})")
-    low, high = _number(spec["low"], f"{key}.low"), _number(spec["high"], f"{key}.high")
-    step = spec.get("step")
-    if step is not None:
-        step = _number(step, f"{key}.step")
-        if step <= 0:
-            raise _Problem(f"{key}.step", f"step must be positive, got {step}")
-    log = spec.get("log", False)
-    if not isinstance(log, bool):
-        raise _Problem(f"{key}.log", f"expected true or false, got {_type_name(log)}")
+    low, high, step, log = spec["low"], spec["high"], spec.get("step"), spec.get("log", False)
     if low > high:
         raise _Problem(key, f"empty range: low {low} > high {high}")
     if log and low <= 0:
@@ -193,37 +248,21 @@ def _range(spec: dict, key: str) -> Dimension:
 
 
 def _dimension(spec: Any, key: str) -> Dimension:
+    """One hyper-parameter's values, of one of the forms the schema let through."""
     if isinstance(spec, list):
         return _choices(spec, key)
-    if isinstance(spec, dict):
-        if "choices" in spec:
-            _check_keys(spec, ("choices",), key)
-            return _choices(spec["choices"], f"{key}.choices")
-        if "low" in spec or "high" in spec:
-            return _range(spec, key)
-        if "type" in spec:
-            return Fixed(_check_value(spec, key))
-        raise _Problem(
-            key, "expected a list of choices, {choices: [...]}, a {low, high} range, "
-            "a {type: ...} object or a single value"
-        )
-    return Fixed(_check_value(spec, key))
+    if isinstance(spec, dict) and "choices" in spec:
+        return _choices(spec["choices"], f"{key}.choices")
+    if isinstance(spec, dict) and ("low" in spec or "high" in spec):
+        return _range(spec, key)
+    return Fixed(spec)
 
 
-def _scales(value: Any, key: str) -> tuple[int, ...]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = [value]
-    if not isinstance(value, list) or not value:
-        raise _Problem(key, f"expected a non-empty list of integer scales, got {_type_name(value)}")
-    for i, scale in enumerate(value):
-        if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
-            raise _Problem(f"{key}[{i}]", f"a scale must be a positive integer, got {_type_name(scale)}")
-        if scale > MAX_SCALE:
-            raise _Problem(f"{key}[{i}]", f"scale {_shorten(str(scale), MAX_SHOWN_CHARS)} is too large "
-                           f"(at most {MAX_SCALE})")
-    if len(set(value)) != len(value):
+def _scales(value: int | list, key: str) -> tuple[int, ...]:
+    scales = [int(s) for s in (value if isinstance(value, list) else [value])]
+    if len(set(scales)) != len(scales):
         raise _Problem(key, "duplicate scale")
-    return tuple(value)
+    return tuple(scales)
 
 
 def _builder_arguments(info) -> tuple[set[str], set[str], bool]:
@@ -240,7 +279,7 @@ def _builder_arguments(info) -> tuple[set[str], set[str], bool]:
 
 
 def _grid(spec: Any, key: str, info) -> dict[str, Dimension]:
-    spec = {} if spec is None else _expect_mapping(spec, key)
+    spec = spec or {}
     accepted, _, open_kwargs = _builder_arguments(info)
     grid: dict[str, Dimension] = {}
     for name, dim_spec in spec.items():
@@ -255,29 +294,15 @@ def _grid(spec: Any, key: str, info) -> dict[str, Dimension]:
     return grid
 
 
-def _constraints(spec: Any, key: str, fields: list[str]) -> list[FamilyConstraint]:
-    if spec is None:
-        return []
-    if not isinstance(spec, list):
-        raise _Problem(key, f"expected a list of constraints, got {_type_name(spec)}")
+def _constraints(spec: list | None, key: str, fields: list[str]) -> list[FamilyConstraint]:
     constraints = []
-    for i, item in enumerate(spec):
+    for i, item in enumerate(spec or ()):
         item_key = f"{key}[{i}]"
         if isinstance(item, str):
             item = {"expr": item}
-        item = _expect_mapping(item, item_key)
-        _check_keys(item, CONSTRAINT_KEYS, item_key)
-        expression = item.get("expr")
-        if not isinstance(expression, str) or not expression.strip():
-            raise _Problem(f"{item_key}.expr", "expected an expression such as 'F * R == int(F * R)'")
-        action = item.get("on_violation", "error")
-        if action not in ("error", "skip"):
-            raise _Problem(f"{item_key}.on_violation", f"expected error or skip, got {_type_name(action)}")
-        message = item.get("message")
-        if message is not None and not isinstance(message, str):
-            raise _Problem(f"{item_key}.message", f"expected text, got {_type_name(message)}")
+        action, message = item.get("on_violation", "error"), item.get("message")
         try:
-            constraint = Constraint(expression.strip(), fields)
+            constraint = Constraint(item["expr"].strip(), fields)
         except ConstraintSyntaxError as exc:
             raise _Problem(f"{item_key}.expr", str(exc)) from None
         constraints.append(FamilyConstraint(constraint, action, message, item_key))
@@ -331,8 +356,7 @@ def _family(name: str, spec: Any, key: str, default_scales: tuple[int, ...] | No
         info = get_family(name)
     except ModelIdError as exc:
         raise _Problem(key, str(exc)) from None
-    spec = {} if spec is None else _expect_mapping(spec, key)
-    _check_keys(spec, FAMILY_KEYS, key)
+    spec = spec or {}
     if "scales" in spec:
         scales = _scales(spec["scales"], f"{key}.scales")
     elif default_scales is not None:
@@ -343,11 +367,8 @@ def _family(name: str, spec: Any, key: str, default_scales: tuple[int, ...] | No
         raise _Problem(key, "no scales: give scales: [..] at the top or in the family")
     shared = _grid(spec.get("hparams"), f"{key}.hparams", info)
     if "grid" in spec:
-        grid_spec = spec["grid"]
-        if not isinstance(grid_spec, list) or not grid_spec:
-            raise _Problem(f"{key}.grid", f"expected a non-empty list of sub-grids, got {_type_name(grid_spec)}")
         subgrids = []
-        for i, sub in enumerate(grid_spec):
+        for i, sub in enumerate(spec["grid"]):
             sub_grid = _grid(sub, f"{key}.grid[{i}]", info)
             for name in sub_grid:
                 if name in shared:
@@ -369,22 +390,15 @@ def _family(name: str, spec: Any, key: str, default_scales: tuple[int, ...] | No
     return family
 
 
-def _text_list(value: Any, key: str) -> list[str]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not value:
-        raise _Problem(key, f"expected a non-empty list of names, got {_type_name(value)}")
-    for i, item in enumerate(value):
-        if not isinstance(item, str) or not item.strip():
-            raise _Problem(f"{key}[{i}]", f"expected a name, got {_type_name(item)}")
-    return [v.strip() for v in value]
+def _text_list(value: str | list[str]) -> list[str]:
+    return [v.strip() for v in ([value] if isinstance(value, str) else value)]
 
 
 def _check_budget(budget: str | dict) -> None:
     """A budget name must be in params.yaml; an inline mapping must pass the same checks as
     the budgets there (known keys, steps >= 1, lr > 0, ...): otherwise every trial would fail
     only when it starts training."""
-    from search.train.budgets import resolve_budget  # train sits below space: no cycle
+    from search.train.budgets import resolve_budget
 
     try:
         resolve_budget(budget)
@@ -425,38 +439,26 @@ def check_data_sets(space: Space, data_root: str | os.PathLike | None = None) ->
                                  path=space.path) from None
 
 
-def _settings(spec: Any) -> StudySettings:
-    spec = {} if spec is None else _expect_mapping(spec, "fixed")
-    _check_keys(spec, FIXED_KEYS, "fixed")
+def _settings(spec: dict | None) -> StudySettings:
+    spec = spec or {}
     settings = StudySettings()
     if "budget" in spec:
-        budget = spec["budget"]
-        if not (isinstance(budget, str) and budget.strip()) and not isinstance(budget, dict):
-            raise _Problem("fixed.budget", f"expected a budget name (smoke, quick, paper) or a mapping, got {_type_name(budget)}")
-        _check_budget(budget)
-        settings.budget = budget
+        _check_budget(spec["budget"])
+        settings.budget = spec["budget"]
     if "train_sets" in spec:
-        settings.train_sets = _text_list(spec["train_sets"], "fixed.train_sets")
+        settings.train_sets = _text_list(spec["train_sets"])
     if "test_sets" in spec:
-        settings.test_sets = _text_list(spec["test_sets"], "fixed.test_sets")
+        settings.test_sets = _text_list(spec["test_sets"])
     if "protocol" in spec:
-        protocol = spec["protocol"]
-        if protocol is not None and not (isinstance(protocol, str) and protocol.strip()):
-            raise _Problem("fixed.protocol", f"expected a protocol name or null, got {_type_name(protocol)}")
-        if protocol is not None:
-            _check_protocol(protocol)
-        settings.protocol = protocol
+        if spec["protocol"] is not None:
+            _check_protocol(spec["protocol"])
+        settings.protocol = spec["protocol"]
     if "seed" in spec:
-        seed = spec["seed"]
-        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
-            raise _Problem("fixed.seed", f"expected a non-negative integer up to {MAX_SEED}, got {_type_name(seed)}")
-        settings.seed = seed
+        settings.seed = int(spec["seed"])
     objectives = spec.get("objectives")
     if objectives is None:
         preferred = "Set14" if "Set14" in settings.test_sets else settings.test_sets[0]
         objectives = DEFAULT_OBJECTIVES.format(test_set=preferred)
-    elif not isinstance(objectives, (str, list)):
-        raise _Problem("fixed.objectives", f"expected a list such as [psnr_Set14:max, latency_ms:min], got {_type_name(objectives)}")
     try:
         settings.objectives = parse_objectives(objectives, settings.test_sets)
     except ValueError as exc:
@@ -471,32 +473,37 @@ def default_name(path: Path) -> str:
     return name[:MAX_NAME_CHARS] or "space"
 
 
-def _check_name(name: Any) -> str:
-    if not isinstance(name, str) or not name.strip() or any(c.isspace() or c in "/\\" for c in name.strip()):
-        raise _Problem("name", f"expected a short name without spaces or slashes, got {_type_name(name)}")
+def _check_name(name: str) -> str:
+    if not name.strip() or any(c.isspace() or c in "/\\" for c in name.strip()):
+        raise _Problem("name", f"expected a short name without spaces or slashes, got "
+                       f"{_shorten(repr(name), MAX_SHOWN_CHARS)}")
     if len(name.strip()) > MAX_NAME_CHARS:
         raise _Problem("name", f"{len(name.strip())} characters long; at most {MAX_NAME_CHARS}")
     return name.strip()
 
 
+def _budget_numbers(data: Any) -> Any:
+    """``fixed.budget`` as the budgets of params.yaml are read: ``lr: 1e-3`` (text to YAML 1.1)
+    is the number 0.001 (search.train.budgets.numbers_from_text)."""
+    fixed = data.get("fixed") if isinstance(data, dict) else None
+    if isinstance(fixed, dict) and isinstance(fixed.get("budget"), dict):
+        return {**data, "fixed": {**fixed, "budget": numbers_from_text(fixed["budget"])}}
+    return data
+
+
 def parse_space(data: Any, path: Path) -> Space:
     """Validate an already-parsed YAML document (see :func:`load_space`)."""
     try:
-        data = _expect_mapping(data, "")
-        _check_keys(data, TOP_KEYS, "")
+        data = _budget_numbers(data)
+        problem = find_problem(data, SPACE_SCHEMA)
+        if problem is not None:
+            raise _Problem(problem.path, problem.message)
         name = _check_name(data["name"]) if "name" in data else default_name(path)
         description = data.get("description", "")
-        if not isinstance(description, str):
-            raise _Problem("description", f"expected text, got {_type_name(description)}")
         default_scales = _scales(data["scales"], "scales") if "scales" in data else None
         model_files = _model_files(data.get("model_files", []), path)
-        if "families" not in data:
-            raise _Problem("families", "missing (the model families to search)")
-        families_spec = _expect_mapping(data["families"], "families")
-        if not families_spec:
-            raise _Problem("families", "no families given")
         families: dict[str, FamilySpace] = {}
-        for family_name, family_spec in families_spec.items():
+        for family_name, family_spec in data["families"].items():
             key = f"families.{family_name}"
             family = _family(str(family_name), family_spec, key, default_scales)
             if family.name in families:
@@ -518,8 +525,6 @@ def _model_files(value: Any, path: Path) -> tuple[str, ...]:
     own families; imported here, before the families are checked against the registry."""
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise _Problem("model_files", "expected a list of Python file paths")
     files = tuple(str((path.parent / v).resolve()) for v in value)
     for given, resolved in zip(value, files):
         if not Path(resolved).is_file():

@@ -11,6 +11,8 @@ validation live in :mod:`search.space.loader`.
 
 from __future__ import annotations
 
+import dataclasses
+
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -160,6 +162,22 @@ class Space:
     # every process that builds its models imports them first (search.study.trial).
     model_files: tuple[str, ...] = ()
     _enumerated: list[dict[str, Any]] | None = field(default=None, repr=False)
+
+    def with_scales(self, scales) -> Space:
+        """This space restricted to ``scales`` (``--scales 2``): each family keeps the scales it
+        has among them; a family with none left is dropped. A scale no family has is an error."""
+        wanted = tuple(sorted({int(s) for s in scales}))
+        offered = sorted({s for f in self.families.values() for s in f.scales})
+        missing = [s for s in wanted if s not in offered]
+        if not wanted or missing:
+            raise SpaceError(f"--scales {','.join(map(str, wanted or ['(none)']))}: the space offers scales "
+                             f"{', '.join(map(str, offered))}", path=self.path)
+        families = {}
+        for name, family in self.families.items():
+            kept = tuple(s for s in family.scales if s in wanted)
+            if kept:
+                families[name] = dataclasses.replace(family, scales=kept)
+        return dataclasses.replace(self, families=families, _enumerated=None)
 
     @property
     def enumerable(self) -> bool:

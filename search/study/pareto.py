@@ -141,3 +141,21 @@ def _hv(pts: np.ndarray, ref: np.ndarray) -> float:
             sub = sub[pareto_mask(sub, ["min"] * (m - 1))]
             volume += depth * _hv(sub, ref[:-1])
     return float(volume)
+
+
+# ----------------------------------------------------------------------------- hypervolume-ratio curves
+TARGET_RATIO = 0.98  # the tabular benchmark's goal: hypervolume / the full grid's
+
+
+def trials_to_target(curves, target: float = TARGET_RATIO) -> dict[str, int | None]:
+    """Per sampler, the first checkpoint at which the mean ratio over seeds reaches ``target``.
+
+    ``curves``: a pandas DataFrame with ``sampler``, ``trials`` and ``hypervolume_ratio``
+    columns (one row per sampler, seed and checkpoint: ``sampler_curves.csv``).
+    """
+    means = curves.groupby(["sampler", "trials"])["hypervolume_ratio"].mean()
+    reached = {}
+    for sampler in dict.fromkeys(curves["sampler"]):
+        hits = [n for n, m in means[sampler].items() if m >= target]
+        reached[sampler] = int(min(hits)) if hits else None
+    return reached

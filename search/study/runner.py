@@ -83,7 +83,7 @@ FOLDER_LOCK = ".study.lock"
 # Rounds in a row that only repeated completed configurations before the runner stops short.
 MAX_FRUITLESS_ROUNDS = 50
 # Settings a --resume may not change (the study's identity); the CLI leaves unset ones None.
-RESUME_FIXED = ("space", "sampler", "seed", "budget", "objectives", "device", "initial_design", "storage")
+RESUME_FIXED = ("space", "sampler", "seed", "budget", "objectives", "device", "initial_design", "storage", "scales")
 
 
 @dataclass
@@ -105,6 +105,7 @@ class StudyOptions:
     train_device: str | None = None
     verbose: int = 1
     initial_design: str | None = None  # None: "smallest" or the study's
+    scales: list[int] | None = None    # None: every scale of the space
 
 
 @dataclass
@@ -259,6 +260,12 @@ def tune_trainable(config: dict, settings: TrialSettings, pipeline: TrialPipelin
         raise TrialFailed(row["error"])
 
 
+def study_space(options: StudyOptions) -> Space:
+    """The space file, restricted to ``options.scales`` when given."""
+    space = load_space(options.space)
+    return space.with_scales(options.scales) if options.scales else space
+
+
 def _study_settings(space: Space, options: StudyOptions):
     fixed = space.fixed
     objectives = fixed.objectives
@@ -393,14 +400,14 @@ def run_study(options: StudyOptions, *, resume: bool = False, pipeline: TrialPip
     if resume:
         manifest = _read_manifest(out_dir)
         options = _resumed_options(options, manifest, out_dir)
-        space = load_space(options.space)
+        space = study_space(options)
         if _space_fingerprint(Path(options.space)) != manifest["space_sha256"]:
             raise UserError(f"{options.space}: the space file changed since the study started; "
                             "start a new study (another --out) instead of --resume")
     else:
         if (out_dir / MANIFEST).exists() or (out_dir / "trials.csv").exists():
             raise UserError(f"{out_dir}: already holds a study; use --resume to continue it or another --out")
-        space = load_space(options.space)
+        space = study_space(options)
         options.sampler = options.sampler or DEFAULT_SAMPLER
         options.device = options.device or DEFAULT_DEVICE
         options.initial_design = options.initial_design or INITIAL_DESIGNS[0]
@@ -749,13 +756,15 @@ def _fit(define, options, settings, memory_storage, study_name, metric_names, mo
             ray.shutdown()
 
 
-def dry_run(space_path: str, out: str | None, *, log=print) -> list[dict[str, Any]]:
+def dry_run(space_path: str, out: str | None, *, log=print, scales=None) -> list[dict[str, Any]]:
     """Write the enumerated configurations (one row each, ``model_id`` column) to ``out``."""
     import csv
 
     from search.space import csv_value
 
     space = load_space(space_path)
+    if scales:
+        space = space.with_scales(scales)
     configs = space.enumerate()
     columns = ["config_id", "model_id", "family", "scale", *space.hparam_names]
     if out and Path(out).is_dir():

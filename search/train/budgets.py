@@ -28,6 +28,7 @@ import yaml
 from search.errors import ModelIdError, UserError
 from search.models.registry import get_family
 from search.paths import REPO_ROOT
+from search.schema import NUMBER_TEXT, validate
 
 PARAMS_FILE = REPO_ROOT / "params.yaml"
 LR_SCHEDULES = ("constant", "cosine", "step")
@@ -53,6 +54,73 @@ BUDGET_DEFAULTS: dict[str, Any] = {
 _INT_KEYS = ("steps", "batch_size", "patch_size", "warmup_steps", "loss_border")
 _FLOAT_KEYS = ("lr", "min_lr", "gamma", "weight_decay", "grad_clip", "final_loss_window")
 
+# JSON schemas (search/schema.py) of a budget's settings, of a budget, of params.yaml: the
+# types and bounds of every key above. "number" is a finite number; an integer key also
+# takes 2.0. What a schema cannot say (a base budget exists) is checked by the code below.
+BUDGET_SETTINGS: dict[str, dict] = {
+    "steps": {"type": "integer", "minimum": 1},
+    "batch_size": {"type": "integer", "minimum": 1},
+    "patch_size": {"type": "integer", "minimum": 1},
+    "lr": {"type": "number", "exclusiveMinimum": 0},
+    "lr_schedule": {"enum": list(LR_SCHEDULES)},
+    "min_lr": {"type": "number", "minimum": 0},
+    "warmup_steps": {"type": "integer", "minimum": 0},
+    "milestones": {"type": "array", "items": {"type": "number", "minimum": 0}},
+    "gamma": {"type": "number", "exclusiveMinimum": 0},
+    "weight_decay": {"type": "number", "minimum": 0},
+    "betas": {"type": "array", "items": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+              "minItems": 2, "maxItems": 2,
+              "errorMessage": "expected a list of two numbers [beta1, beta2], got {got}"},
+    "grad_clip": {"type": "number", "minimum": 0},
+    "augment": {"type": "boolean"},
+    "loss_border": {"type": "integer", "minimum": 0},
+    "final_loss_window": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+}
+_SETTINGS_SCHEMA = {"type": "object", "properties": BUDGET_SETTINGS, "additionalProperties": False}
+BUDGET_SCHEMA: dict = {
+    "type": "object",
+    "errorMessage": {"type": "expected a budget (a mapping of settings such as steps, lr), got {got}"},
+    "properties": {
+        **BUDGET_SETTINGS,
+        "overrides": {"type": ["object", "null"], "additionalProperties": _SETTINGS_SCHEMA,
+                      "errorMessage": {"type": "expected a mapping {family or pattern: {key: value}}, got {got}"}},
+        # set by the code: a budget's name, the overrides a resolved budget had applied
+        "name": {"type": "string", "readOnly": True},
+        "overrides_applied": {"type": "array", "items": {"type": "string"}, "readOnly": True},
+    },
+    "additionalProperties": False,
+}
+PARAMS_SCHEMA: dict = {  # params.yaml: only budgets: is ours (studies:, papers:, ... are DVC's)
+    "type": "object",
+    "required": ["budgets"],
+    "properties": {
+        "budgets": {"type": "object", "additionalProperties": BUDGET_SCHEMA,
+                    "description": "the training budgets, e.g. smoke, quick, paper"},
+    },
+}
+
+
+def numbers_from_text(budget: Any) -> Any:
+    """A copy of ``budget`` whose float settings given as numeric text are numbers: YAML 1.1
+    reads ``lr: 1e-3`` (no dot) as the text '1e-3', which a budget has always accepted."""
+    if not isinstance(budget, dict):
+        return budget
+
+    def converted(values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        for key in _FLOAT_KEYS:
+            text = values.get(key)
+            if isinstance(text, str) and NUMBER_TEXT.fullmatch(text.strip()):
+                values[key] = float(text)
+        return values
+
+    budget = converted(copy.deepcopy(budget))
+    if isinstance(budget.get("overrides"), dict):
+        budget["overrides"] = {family: converted(values) for family, values in budget["overrides"].items()}
+    return budget
+
 
 def _read_params(path: Path) -> dict:
     if not path.is_file():
@@ -61,10 +129,10 @@ def _read_params(path: Path) -> dict:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise UserError(f"invalid YAML ({' '.join(str(exc).split())})", path=path) from None
-    budgets = data.get("budgets") if isinstance(data, dict) else None
-    if not isinstance(budgets, dict):
-        raise UserError("no 'budgets:' mapping", path=path)
-    return budgets
+    if isinstance(data, dict) and isinstance(data.get("budgets"), dict):
+        data = {**data, "budgets": {name: numbers_from_text(budget) for name, budget in data["budgets"].items()}}
+    validate(data, PARAMS_SCHEMA, source=path)  # every budget, with its key path (budgets.quick.lr)
+    return data["budgets"]
 
 
 def list_budgets(params_file: str | Path | None = None) -> list[str]:
@@ -84,15 +152,13 @@ def load_budget(name: str, params_file: str | Path | None = None) -> dict:
 
 
 def validate_budget(budget: dict, *, name: str = "<budget>", source: object | None = None) -> dict:
-    """Check keys and types; return a new dict with defaults filled in (``name`` added)."""
-    if not isinstance(budget, dict):
-        raise UserError(f"budget {name!r} must be a mapping, got {type(budget).__name__}", path=source)
-    budget = copy.deepcopy(budget)
+    """Check keys and types (BUDGET_SCHEMA); return a new dict with defaults filled in (``name``
+    added). An error names the budget and the key path: ``budget 'x': overrides.IMDN.lr: ...``."""
+    budget = numbers_from_text(budget)
+    validate(budget, BUDGET_SCHEMA, source=source, what=f"budget {name!r}")
     overrides = budget.pop("overrides", None) or {}
     budget.pop("name", None)
     budget.pop("overrides_applied", None)  # a resolved budget passed back in
-    if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
-        raise UserError(f"budget {name!r}: overrides must map a family name to a mapping", path=source)
     resolved = _check_keys(budget, name, source)
     for family, values in overrides.items():
         _check_keys(values, f"{name}.overrides.{family}", source, fill=False)
@@ -102,42 +168,17 @@ def validate_budget(budget: dict, *, name: str = "<budget>", source: object | No
 
 
 def _check_keys(values: dict, name: str, source, *, fill: bool = True) -> dict:
-    unknown = [k for k in values if k not in BUDGET_DEFAULTS]
-    if unknown:
-        raise UserError(f"budget {name!r}: unknown key(s) {', '.join(map(str, unknown))}; "
-                        f"allowed: {', '.join(BUDGET_DEFAULTS)}, overrides", path=source)
+    """Settings (no overrides) checked against the schema, numbers made int/float, defaults
+    filled in unless ``fill`` is False."""
+    values = numbers_from_text(values)
+    validate(values, _SETTINGS_SCHEMA, source=source, what=f"budget {name!r}")
     merged = {**copy.deepcopy(BUDGET_DEFAULTS), **values} if fill else dict(values)
-    try:
-        for key in _INT_KEYS:
-            if key in merged:
-                value = merged[key]
-                if isinstance(value, bool) or int(value) != float(value):
-                    raise ValueError(f"{key} must be an integer, got {value!r}")
-                merged[key] = int(value)
-        for key in _FLOAT_KEYS:
-            if key in merged:
-                merged[key] = float(merged[key])
-    except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: steps: .inf
-        raise UserError(f"budget {name!r}: {exc}", path=source) from None
-    problems = []
-    for key in ("steps", "batch_size", "patch_size"):
-        if key in merged and merged[key] < 1:
-            problems.append(f"{key} must be >= 1")
-    if merged.get("loss_border", 0) < 0:
-        problems.append("loss_border must be >= 0")
-    if "lr" in merged and not merged["lr"] > 0:
-        problems.append("lr must be > 0")
-    if "lr_schedule" in merged and merged["lr_schedule"] not in LR_SCHEDULES:
-        problems.append(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, "
-                        f"not {merged['lr_schedule']!r}")
-    if "milestones" in merged and not isinstance(merged["milestones"], (list, tuple)):
-        problems.append("milestones must be a list")
-    if "betas" in merged and (not isinstance(merged["betas"], (list, tuple)) or len(merged["betas"]) != 2):
-        problems.append("betas must be a list of two numbers")
-    if "final_loss_window" in merged and not 0 < merged["final_loss_window"] <= 1:
-        problems.append("final_loss_window must be in (0, 1]")
-    if problems:
-        raise UserError(f"budget {name!r}: {'; '.join(problems)}", path=source)
+    for key in _INT_KEYS:
+        if key in merged:
+            merged[key] = int(merged[key])  # the schema took only whole, finite numbers
+    for key in _FLOAT_KEYS:
+        if key in merged:
+            merged[key] = float(merged[key])
     return merged
 
 

@@ -10,8 +10,8 @@ The fast path prepares each test image's LR input and metric target once per sca
 ``torch.inference_mode`` with one thread per worker process, and splits the models over
 ``--workers`` processes that share the prepared inputs (fork).
 
-    python benchmarks/esr_released_eval.py                 # all 1185 models, 2 workers
-    python benchmarks/esr_released_eval.py --limit 40      # quick look
+    python -m search.experiments esr_released_eval                 # all 1185 models, 2 workers
+    python -m search.experiments esr_released_eval --limit 40      # quick look
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from search.data import find_test_set, read_image  # noqa: E402
-from search.errors import cli_main  # noqa: E402
-from search.evaluate import evaluate_model, get_protocol  # noqa: E402
-from search.evaluate.evaluator import prepare_samples, sample_reference  # noqa: E402
-from search.models import create_model, load_weights, released_weights_path  # noqa: E402
-from search.paths import PUBLISHED_DIR, REPO_ROOT  # noqa: E402
+from search.data import find_test_set, read_image
+from search.errors import cli_main
+from search.evaluate import evaluate_model, get_protocol
+from search.evaluate.evaluator import prepare_samples, sample_reference
+from search.markdown import markdown_table
+from search.models import create_model, load_weights, released_weights_path
+from search.paths import PUBLISHED_DIR, REPO_ROOT
+from search.profile.latency import time_call
 
 SETS = ("Set5", "Set14")
 PROTOCOL = "esr"
@@ -63,10 +63,8 @@ def _worker_init():
 
 
 def _evaluate_one(model_id: str) -> tuple[str, dict, float]:
-    started = time.perf_counter()
-    model = build(model_id)
-    result = evaluate_model(model, _TEST_SETS, protocol=PROTOCOL, progress=False)
-    return model_id, result, time.perf_counter() - started
+    timed = time_call(lambda: evaluate_model(build(model_id), _TEST_SETS, protocol=PROTOCOL, progress=False))
+    return model_id, timed.result, timed.wall_s[0]
 
 
 def fast_grid(model_ids: list[str], test_sets, workers: int, progress: bool = True) -> dict[str, dict]:
@@ -182,20 +180,20 @@ def write_csv(path: Path, results: dict, published: dict) -> list[dict]:
 
 
 def summarize(rows: list[dict]) -> str:
-    lines = ["| family | scale | models | Set5 mean / max abs d (dB) | Set5 within 0.05 | "
-             "Set14 mean / max abs d (dB) | Set14 within 0.05 | max abs d SSIM Set14 |",
-             "|---|---|---|---|---|---|---|---|"]
     groups = defaultdict(list)
     for row in rows:
         groups[(row["family"], row["scale"])].append(row)
+    cells = []
     for (family, scale), members in sorted(groups.items()):
         d5 = np.array([r["delta_psnr_Set5"] for r in members])
         d14 = np.array([r["delta_psnr_Set14"] for r in members])
         s14 = np.array([r["delta_ssim_Set14"] for r in members])
-        lines.append(
-            f"| {family} | x{scale} | {len(members)} | {d5.mean():+.3f} / {np.abs(d5).max():.3f} | "
-            f"{(np.abs(d5) < 0.05).mean():.0%} | {d14.mean():+.3f} / {np.abs(d14).max():.3f} | "
-            f"{(np.abs(d14) < 0.05).mean():.0%} | {np.abs(s14).max():.4f} |")
+        cells.append([family, f"x{scale}", len(members), f"{d5.mean():+.3f} / {np.abs(d5).max():.3f}",
+                      f"{(np.abs(d5) < 0.05).mean():.0%}", f"{d14.mean():+.3f} / {np.abs(d14).max():.3f}",
+                      f"{(np.abs(d14) < 0.05).mean():.0%}", f"{np.abs(s14).max():.4f}"])
+    lines = [markdown_table(["family", "scale", "models", "Set5 mean / max abs d (dB)", "Set5 within 0.05",
+                             "Set14 mean / max abs d (dB)", "Set14 within 0.05", "max abs d SSIM Set14"],
+                            cells).rstrip("\n")]
     d5 = np.array([r["delta_psnr_Set5"] for r in rows if r["model"] != "Bicubic_s3"])
     d14 = np.array([r["delta_psnr_Set14"] for r in rows if r["model"] != "Bicubic_s3"])
     lines.append(f"\nAll models: Set5 median abs d {np.median(np.abs(d5)):.3f} dB, "
@@ -206,7 +204,8 @@ def summarize(rows: list[dict]) -> str:
 
 @cli_main
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m search.experiments esr_released_eval",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--limit", type=int, help="evaluate only a stratified sample of this many models")
     parser.add_argument("--naive-sample", type=int, default=4,
@@ -226,21 +225,19 @@ def main(argv=None) -> int:
     test_sets = [find_test_set(name) for name in SETS]
 
     load_before = os.getloadavg()[0]
-    started = time.perf_counter()
-    results = fast_grid(model_ids, test_sets, args.workers, progress=not args.no_progress)
-    fast_wall = time.perf_counter() - started
+    timed = time_call(lambda: fast_grid(model_ids, test_sets, args.workers, progress=not args.no_progress))
+    results, fast_wall = timed.result, timed.wall_s[0]
     load_after = os.getloadavg()[0]
 
     # Naive loop on a sample: one process, one thread, autograd on, nothing cached.
     torch.set_num_threads(1)
     sample = stratified_sample(sorted(published), args.naive_sample)
-    naive_started = time.perf_counter()
-    naive_results = {m: naive_evaluate(build(m), test_sets) for m in sample}
-    naive_per_model = (time.perf_counter() - naive_started) / len(sample)
+    timed = time_call(lambda: {m: naive_evaluate(build(m), test_sets) for m in sample})
+    naive_results, naive_per_model = timed.result, timed.wall_s[0] / len(sample)
     # Same sample through the fast path in this process (warm cache), for a like-for-like ratio.
-    fast_started = time.perf_counter()
-    fast_results = {m: evaluate_model(build(m), test_sets, protocol=PROTOCOL, progress=False) for m in sample}
-    fast_per_model_1 = (time.perf_counter() - fast_started) / len(sample)
+    timed = time_call(lambda: {m: evaluate_model(build(m), test_sets, protocol=PROTOCOL, progress=False)
+                               for m in sample})
+    fast_results, fast_per_model_1 = timed.result, timed.wall_s[0] / len(sample)
     agreement = max(abs(naive_results[m][s]["psnr"] - fast_results[m][s]["psnr"]) for m in sample for s in SETS)
 
     rows = write_csv(Path(args.out), results, published)
@@ -264,7 +261,7 @@ def main(argv=None) -> int:
     summary_path = Path(args.out).with_name(Path(args.out).stem + "_summary.md")
     summary_path.write_text(
         f"# Released eSR models vs published (esr_tests.csv), protocol `{PROTOCOL}`\n\n"
-        f"Generated by `python benchmarks/esr_released_eval.py` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}); "
+        f"Generated by `python -m search.experiments esr_released_eval` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}); "
         f"d = reproduced - published PSNR. Bicubic_s3's published row comes from a misaligned "
         f"released filter (see docs/evaluation.md).\n\n{summary}\n\n## Timing\n\n{timing}\n")
     print(f"wrote {args.out} and {summary_path}")

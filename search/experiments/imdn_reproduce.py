@@ -8,7 +8,7 @@ suite's ``lr_shape_for``) and ``427`` (ceil) columns are shown, since 1280/3 is 
 and prints them beside the published numbers read from ``published/imdn_reported.csv``
 (which cites ``published/REPORTED.md``). Writes ``reports/imdn/reproduction.{csv,md}``.
 
-    .venv/bin/python benchmarks/imdn_reproduce.py [--scales 2 3 4] [--sets Set5 Set14] [--out reports/imdn]
+    python -m search.experiments imdn_reproduce [--scales 2 3 4] [--sets Set5 Set14] [--out reports/imdn]
 """
 
 from __future__ import annotations
@@ -16,16 +16,17 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import time
 from pathlib import Path
 
 import torch
 
 from search.errors import UserError, cli_main
+from search.markdown import markdown_table
 from search.paths import PUBLISHED_DIR, REPO_ROOT
+from search.profile.flops import PAPER_HR_SIZE
+from search.profile.latency import time_call
 
 PUBLISHED_FILE = PUBLISHED_DIR / "imdn_reported.csv"
-HR_SIZE = (720, 1280)
 
 
 def read_published() -> dict[int, dict[str, str]]:
@@ -42,15 +43,15 @@ def measure(scale: int, sets: list[str]) -> dict:
 
     model = create_model(f"IMDN_s{scale}")
     load_weights(model, released_weights_path(model.model_id))
-    start = time.perf_counter()
-    scores = evaluate_model(model, sets, protocol="standard", progress=True)
+    timed = time_call(lambda: evaluate_model(model, sets, protocol="standard", progress=True))
+    scores = timed.result
     row = {"model_id": model.model_id, "scale": scale, "params": count_params(model),
-           "eval_time_s": round(time.perf_counter() - start, 1)}
+           "eval_time_s": round(timed.wall_s[0], 1)}
     for name in sets:
         row[f"{name.lower()}_psnr"] = round(scores[name]["psnr"], 4)
         row[f"{name.lower()}_ssim"] = round(scores[name]["ssim"], 4)
-    height = HR_SIZE[0] // scale
-    widths = sorted({math.floor(HR_SIZE[1] / scale), math.ceil(HR_SIZE[1] / scale)})
+    height = PAPER_HR_SIZE[0] // scale
+    widths = sorted({math.floor(PAPER_HR_SIZE[1] / scale), math.ceil(PAPER_HR_SIZE[1] / scale)})
     row["flops_g_1280x720"] = " / ".join(
         f"{count_flops(model, (height, w)) / 1e9:.2f} (LR {height}x{w})" for w in widths
     )
@@ -59,7 +60,8 @@ def measure(scale: int, sets: list[str]) -> dict:
 
 @cli_main
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m search.experiments imdn_reproduce",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=int, nargs="+", default=[2, 3, 4])
     parser.add_argument("--sets", nargs="+", default=["Set5", "Set14"])
     parser.add_argument("--out", default=str(REPO_ROOT / "reports" / "imdn"))
@@ -77,7 +79,7 @@ def main(argv=None) -> int:
         writer.writerows(rows)
 
     lines = ["# IMDN: official weights vs the published table", "",
-             "Measured: this suite (`benchmarks/imdn_reproduce.py`), CPU, `standard` protocol "
+             "Measured: this suite (`python -m search.experiments imdn_reproduce`), CPU, `standard` protocol "
              "(Y of the clamped, 8-bit RGB output; border = scale). Published: "
              "`published/imdn_reported.csv` (from `published/REPORTED.md` 1.1, 1.2; the "
              "Mult-Adds are a SECONDARY source, SwinIR's re-print).", ""]
@@ -85,7 +87,7 @@ def main(argv=None) -> int:
     for name in args.sets:
         header += [f"{name} PSNR/SSIM (measured)", f"{name} (published)", f"{name} ΔPSNR"]
     header += ["MACs @1280x720 out, G (measured)", "Mult-Adds, G (published)"]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    cells_by_row = []
     for row in rows:
         pub = published.get(row["scale"], {})
         cells = [f"x{row['scale']}", f"{row['params']:,}", pub.get("params_reported", "")]
@@ -99,8 +101,9 @@ def main(argv=None) -> int:
                 published_text, delta = "", ""
             cells += [measured, published_text, delta]
         cells += [row["flops_g_1280x720"], pub.get("mult_adds_g_1280x720", "")]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "ΔPSNR uses the unrounded measured mean (see reproduction.csv) against the "
+        cells_by_row.append(cells)
+    lines += [markdown_table(header, cells_by_row),  # its closing newline + the join's: a blank line
+              "ΔPSNR uses the unrounded measured mean (see reproduction.csv) against the "
               "published two-decimal value.", ""]
     (out / "reproduction.md").write_text("\n".join(lines))
     print("\n".join(lines))

@@ -5,10 +5,10 @@ mixing weights are uniform (entropy ln N), and the network that runs is the aver
 independently initialised experts: its initial weights have 1/sqrt(N) of one expert's
 standard deviation. This trains N = 1 with its expert's weights scaled by 1/sqrt(K) (the
 init of a uniform K-expert mixture) under the same budget and seed as
-``python -m search.report.dasr_experts`` and prints/writes its PSNR per level, to compare
+``python -m search.experiments dasr_experts`` and prints/writes its PSNR per level, to compare
 with the N = 1 and N = K rows of ``reports/dasr/experts.md``.
 
-    python benchmarks/dasr_init_control.py            # K = 5, F16 B4, 600 steps, Set5 levels
+    python -m search.experiments dasr_init_control            # K = 5, F16 B4, 600 steps, Set5 levels
 """
 
 from __future__ import annotations
@@ -16,20 +16,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from search.errors import cli_main  # noqa: E402
-from search.paths import REPO_ROOT  # noqa: E402
+from search.errors import cli_main
+from search.paths import REPO_ROOT
 
 
 @cli_main
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m search.experiments dasr_init_control",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--mixture", type=int, default=5, help="K: scale the init by 1/sqrt(K)")
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--blocks", type=int, default=4)

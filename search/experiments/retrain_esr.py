@@ -1,8 +1,8 @@
 """Retrain eSR models from scratch and compare their Set5 PSNR with the published numbers.
 
-    .venv/bin/python benchmarks/retrain_esr.py                # quick budget, 3 models
-    .venv/bin/python benchmarks/retrain_esr.py --seeds 0 1 --jobs 2   # two seeds, two processes
-    .venv/bin/python benchmarks/retrain_esr.py --budget smoke --models eSR-TM_s2_K3_C4
+    python -m search.experiments retrain_esr                # quick budget, 3 models
+    python -m search.experiments retrain_esr --seeds 0 1 --jobs 2   # two seeds, two processes
+    python -m search.experiments retrain_esr --budget smoke --models eSR-TM_s2_K3_C4
 
 Each model is trained on T91 with :func:`search.train.train_model` (CPU, one thread per
 job) and scored on Set5 with the eSR evaluation protocol; the published PSNR comes from
@@ -16,16 +16,13 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import sys
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
 
-import torch  # noqa: E402
-
-from search.errors import UserError, cli_main  # noqa: E402
-from search.paths import PUBLISHED_DIR, REPO_ROOT  # noqa: E402
+from search.errors import UserError, cli_main
+from search.paths import PUBLISHED_DIR, REPO_ROOT
+from search.profile.latency import time_call
 
 DEFAULT_MODELS = ("eSR-MAX_s2_K3_C4", "eSR-TM_s2_K3_C4", "eSR-TR_s2_K3_C4")
 GOAL_DB = 0.3
@@ -56,10 +53,9 @@ def retrain_one(model_id: str, seed: int, args: argparse.Namespace, published: f
     from search.train import train_model
 
     model = create_model(model_id)
-    start = time.perf_counter()
-    trained = train_model(model, args.budget, train_sets=tuple(args.train_sets), seed=seed,
-                          progress=not args.no_progress and args.jobs == 1)
-    total_s = time.perf_counter() - start
+    timed = time_call(lambda: train_model(model, args.budget, train_sets=tuple(args.train_sets), seed=seed,
+                                          progress=not args.no_progress and args.jobs == 1))
+    trained, total_s = timed.result, timed.wall_s[0]
     scores = evaluate_model(model, [args.test_set], progress=False)[args.test_set]
     released_psnr = float("nan")
     weights = released_weights_path(model_id)
@@ -88,7 +84,8 @@ def retrain_one(model_id: str, seed: int, args: argparse.Namespace, published: f
 
 @cli_main
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m search.experiments retrain_esr",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     parser.add_argument("--budget", default="quick")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])

@@ -12,7 +12,7 @@ studies/imdn-ratio-seedN``), groups the finished trials by configuration and wri
 
 Every number comes from the study files or is counted here; nothing is typed in.
 
-    python -m search.report.imdn_ablation studies/imdn-ratio-seed0 [studies/imdn-ratio-seed1 ...] \\
+    python -m search.experiments imdn_ablation studies/imdn-ratio-seed0 [studies/imdn-ratio-seed1 ...] \\
         [--out reports/imdn]
 """
 
@@ -24,10 +24,10 @@ import statistics
 from pathlib import Path
 
 from search.errors import UserError, cli_main
+from search.markdown import markdown_table
 from search.paths import REPO_ROOT
 
 PAPER_RATIO = 0.25  # the authors' code (REPORTED.md 1.5): distillation_rate=0.25
-HR_SIZE = (720, 1280)
 
 
 def read_trials(study: Path) -> list[dict[str, str]]:
@@ -47,7 +47,7 @@ def _floats(rows: list[dict[str, str]], key: str) -> list[float]:
 
 def summarise(studies: list[Path]) -> tuple[list[dict], list[str]]:
     from search.models import create_model
-    from search.profile.flops import count_flops, lr_shape_for
+    from search.profile.flops import PAPER_HR_SIZE, count_flops, lr_shape_for
 
     groups: dict[str, list[dict[str, str]]] = {}
     test_sets: list[str] = []
@@ -69,7 +69,7 @@ def summarise(studies: list[Path]) -> tuple[list[dict], list[str]]:
             "distilled_channels": round(int(rows[0]["F"]) * float(rows[0]["R"])),
             "seeds": len(rows),
             "params": int(float(rows[0]["params"])),
-            "macs_g_1280x720": count_flops(model, lr_shape_for(model, HR_SIZE)) / 1e9,
+            "macs_g_1280x720": count_flops(model, lr_shape_for(model, PAPER_HR_SIZE)) / 1e9,
         }
         for name in test_sets:
             values = _floats(rows, f"psnr_{name}")
@@ -107,7 +107,7 @@ def write_outputs(summary: list[dict], test_sets: list[str], studies: list[Path]
     ]
     header = ["config", "R", "d = F·R", "params", "MACs (G)"]
     header += [f"PSNR {name} (dB)" for name in test_sets] + ["latency (ms)", "train (s)"]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for e in summary:
         mark = "**" if e["paper_ratio"] else ""
         cells = [f"{mark}{e['config_id']}{mark}", f"{mark}{e['R']:g}{mark}", str(e["distilled_channels"]),
@@ -115,8 +115,8 @@ def write_outputs(summary: list[dict], test_sets: list[str], studies: list[Path]
         for name in test_sets:
             cells.append(f"{e[f'psnr_{name}']:.3f} [{e[f'psnr_{name}_min']:.3f}, {e[f'psnr_{name}_max']:.3f}]")
         cells += [f"{e['latency_ms']:.1f}", f"{e['train_time_s']:.0f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
+        rows.append(cells)
+    lines.append(markdown_table(header, rows))
     (out / "ratio_ablation.md").write_text("\n".join(lines))
     _plot(summary, test_sets, out / "ratio_ablation.png")
     print("\n".join(lines))
@@ -161,7 +161,7 @@ def _plot(summary: list[dict], test_sets: list[str], path: Path) -> None:
 
 @cli_main
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m search.report.imdn_ablation",
+    parser = argparse.ArgumentParser(prog="python -m search.experiments imdn_ablation",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("studies", nargs="+", help="study folders (each with trials.csv)")
     parser.add_argument("--out", default=str(REPO_ROOT / "reports" / "imdn"))

@@ -1,4 +1,4 @@
-"""SMSR report: the official x2 model against the paper, and PSNR / sparsity / FLOPs per tau schedule.
+"""SMSR experiment: the official x2 model against the paper, and PSNR / sparsity / FLOPs per tau schedule.
 
 Two parts, every number measured here (published values are read from
 ``published/smsr_reported.csv``, which cites REPORTED.md):
@@ -14,7 +14,7 @@ Two parts, every number measured here (published values are read from
 
 Outputs ``<out>/official.{csv,md}`` and ``<out>/schedules.{csv,md}``.
 
-    python -m search.report.smsr_schedules [--space spaces/smsr.yaml] [--out reports/smsr]
+    python -m search.experiments smsr_schedules [--space spaces/smsr.yaml] [--out reports/smsr]
         [--skip-official] [--skip-schedules] [--steps N] [--threads 2]
 """
 
@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import time
 from pathlib import Path
 
 from search.errors import UserError, cli_main
+from search.markdown import markdown_table
 from search.paths import PUBLISHED_DIR, REPO_ROOT
+from search.profile.flops import PAPER_HR_SIZE
+from search.profile.latency import time_call
 
-HR_SIZE = (720, 1280)
 PUBLISHED_CSV = PUBLISHED_DIR / "smsr_reported.csv"
 
 
@@ -50,7 +51,7 @@ def published_smsr(scale: int) -> dict:
 
 
 def _lr_shape(scale: int) -> tuple[int, int]:
-    return HR_SIZE[0] // scale, HR_SIZE[1] // scale
+    return PAPER_HR_SIZE[0] // scale, PAPER_HR_SIZE[1] // scale
 
 
 def measure(model, test_sets, *, protocol: str = "standard", progress: bool = True) -> dict:
@@ -87,9 +88,9 @@ def official_report(test_sets=("Set5", "Set14"), progress: bool = True) -> dict:
 
     model = create_model("SMSR_s2")
     load_weights(model, released_weights_path("SMSR_s2"))
-    start = time.perf_counter()
-    row = measure(model, test_sets, progress=progress)
-    row["eval_time_s"] = time.perf_counter() - start
+    timed = time_call(lambda: measure(model, test_sets, progress=progress))
+    row = timed.result
+    row["eval_time_s"] = timed.wall_s[0]
     worst = 0.0
     with torch.inference_mode():  # the dense reference path on every test image
         for name in test_sets:
@@ -159,23 +160,23 @@ def write_official(row: dict, out: Path) -> None:
     lines = [
         "# SMSR x2, released weights: measured vs published",
         "",
-        "Measured here: `python -m search.report.smsr_schedules` (sparse inference path, standard Y",
+        "Measured here: `python -m search.experiments smsr_schedules` (sparse inference path, standard Y",
         "protocol, CPU). Published: `published/smsr_reported.csv` (REPORTED.md 2.1, paper Table 1).",
         "FLOPs = multiply-accumulates at a 1280x720 output; the sparse count uses each module's",
         "mean spatial density over the test images below (the paper: over all its test sets).",
         "",
-        "| quantity | measured | published |",
-        "|---|---|---|",
-        f"| Set5 PSNR (dB) | {row['psnr_Set5']:.3f} | {paper['set5_psnr']:.2f} |",
-        f"| Set14 PSNR (dB) | {row['psnr_Set14']:.3f} | {paper['set14_psnr']:.2f} |",
-        f"| Set5 SSIM | {row['ssim_Set5']:.4f} | {paper['set5_ssim']:.4f} |",
-        f"| Set14 SSIM | {row['ssim_Set14']:.4f} | {paper['set14_ssim']:.4f} |",
-        f"| average sparsity | {row['average_sparsity']:.3f} (Set5+Set14) | {paper['average_sparsity']:.2f} (all sets) |",
-        f"| dense FLOPs (G) | {row['flops_dense_g']:.1f} | {paper['flops_dense_g_1280x720']:.1f} |",
-        f"| sparse FLOPs (G) | {row['flops_sparse_g']:.1f} | {paper['flops_sparse_g_1280x720']:.1f} |",
-        f"| sparse / dense FLOPs | {row['flops_ratio']:.3f} | "
-        f"{paper['flops_sparse_g_1280x720'] / paper['flops_dense_g_1280x720']:.3f} |",
-        "",
+        markdown_table(["quantity", "measured", "published"], [
+            ["Set5 PSNR (dB)", f"{row['psnr_Set5']:.3f}", f"{paper['set5_psnr']:.2f}"],
+            ["Set14 PSNR (dB)", f"{row['psnr_Set14']:.3f}", f"{paper['set14_psnr']:.2f}"],
+            ["Set5 SSIM", f"{row['ssim_Set5']:.4f}", f"{paper['set5_ssim']:.4f}"],
+            ["Set14 SSIM", f"{row['ssim_Set14']:.4f}", f"{paper['set14_ssim']:.4f}"],
+            ["average sparsity", f"{row['average_sparsity']:.3f} (Set5+Set14)",
+             f"{paper['average_sparsity']:.2f} (all sets)"],
+            ["dense FLOPs (G)", f"{row['flops_dense_g']:.1f}", f"{paper['flops_dense_g_1280x720']:.1f}"],
+            ["sparse FLOPs (G)", f"{row['flops_sparse_g']:.1f}", f"{paper['flops_sparse_g_1280x720']:.1f}"],
+            ["sparse / dense FLOPs", f"{row['flops_ratio']:.3f}",
+             f"{paper['flops_sparse_g_1280x720'] / paper['flops_dense_g_1280x720']:.3f}"],
+        ]),
         f"Largest |sparse - dense| output difference over these images: {row['max_abs_sparse_minus_dense']:.2e}",
         f"(outputs on the 0..1 scale). Spatial density per module: {row['spatial_density']}.",
         "Sparsity = fraction of the body convs' output entries (channel x position) the sparse",
@@ -193,26 +194,23 @@ def write_schedules(rows: list[dict], out: Path, space_path: Path) -> None:
         "# SMSR: tau schedules",
         "",
         f"Space `{space_path.relative_to(REPO_ROOT) if space_path.is_relative_to(REPO_ROOT) else space_path}`;"
-        " every number measured by `python -m search.report.smsr_schedules` (CPU).",
+        " every number measured by `python -m search.experiments smsr_schedules` (CPU).",
         "FLOPs: MACs at a 1280x720 output, the sparse count at the mean spatial density measured",
         "on the test sets. A short CPU budget with a small SMSR: compare schedules with each",
         "other, not with the paper. Training time is wall-clock on a shared CPU, so it",
         "varies with the other load on the machine.",
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
     ]
-    for row in rows:
-        cells = [row["tau_schedule"], _fmt(row["final_tau"], 2)] + [_fmt(row[f"psnr_{s}"]) for s in sets] + [
-            _fmt(row["average_sparsity"]), _fmt(row["flops_sparse_g"], 2), _fmt(row["flops_dense_g"], 2),
-            _fmt(row["flops_ratio"]), _fmt(row["train_time_s"], 0)]
-        lines.append("| " + " | ".join(cells) + " |")
-    (out / "schedules.md").write_text("\n".join(lines) + "\n")
+    cells = [[row["tau_schedule"], _fmt(row["final_tau"], 2)] + [_fmt(row[f"psnr_{s}"]) for s in sets] + [
+        _fmt(row["average_sparsity"]), _fmt(row["flops_sparse_g"], 2), _fmt(row["flops_dense_g"], 2),
+        _fmt(row["flops_ratio"]), _fmt(row["train_time_s"], 0)] for row in rows]
+    (out / "schedules.md").write_text("\n".join(lines) + "\n" + markdown_table(header, cells))
 
 
 @cli_main
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m search.experiments smsr_schedules",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--space", type=Path, default=REPO_ROOT / "spaces" / "smsr.yaml")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports" / "smsr")
     parser.add_argument("--skip-official", action="store_true", help="skip the released-weights part")
