@@ -120,3 +120,41 @@ def test_reports_import_no_layer_that_makes_numbers(path):
              if LAYERS[layer_of(target)][0] in REPORT_MUST_NOT_IMPORT]
     assert not found, (f"{path.relative_to(REPO_ROOT)} computes instead of reading (move it into an "
                        "experiment that writes under studies/):\n" + "\n".join(found))
+
+
+# Imports sit at module top, where the dependency is visible. Entry points (a CLI's main) may
+# import their machinery inside main so that `--help` and a bad argument answer before torch
+# and Ray load; the registry imports the family modules by name to register them.
+LOCAL_IMPORTS_ALLOWED = {"search.run", "search.cli", "search.evaluate.cli", "search.evaluate",
+                         "search.models.registry"}
+
+
+def _allowed_local(module: str) -> bool:
+    return (module in LOCAL_IMPORTS_ALLOWED or module.endswith(".__main__")
+            or module.startswith("search.experiments."))
+
+
+def local_imports(source: str) -> list[tuple[int, str]]:
+    """(line, function) of every import of a ``search`` module inside a function."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.ImportFrom) and (sub.level or (sub.module or "").split(".")[0] == "search"):
+                    found.append((sub.lineno, node.name))
+                elif isinstance(sub, ast.Import) and any(a.name.split(".")[0] == "search" for a in sub.names):
+                    found.append((sub.lineno, node.name))
+    return sorted(set(found))
+
+
+@pytest.mark.parametrize("path", [p for p in SOURCES if not _allowed_local(module_name(p))],
+                         ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_library_modules_import_at_module_top(path):
+    found = local_imports(path.read_text(encoding="utf-8"))
+    assert not found, (f"{path.relative_to(REPO_ROOT)}: imports inside functions (move them to the top): "
+                       + ", ".join(f"line {line} in {name}()" for line, name in found))
+
+
+def test_the_local_import_check_sees_them():
+    source = "import os\ndef f():\n    import search.data\n    from . import x\n    import numpy\n"
+    assert local_imports(source) == [(3, "f"), (4, "f")]

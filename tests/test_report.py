@@ -40,12 +40,15 @@ def test_study_front_report(tmp_path):
     front = pd.read_csv(out / "pareto.csv")
     assert sorted(front["config_id"]) == ["a", "b", "e"]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert (metrics["complete"], metrics["failed"], metrics["front_size"]) == (4, 1, 3)
-    # normalised over the 4 finished trials: psnr 29..32 -> (1, 2/3, 0); latency 5..25 -> (0, .25, .75)
-    expected = fronts.hypervolume([[0.0, 0.75], [2 / 3, 0.25], [1.0, 0.0]], 1.1)
-    assert metrics["hypervolume"] == pytest.approx(expected)
+    assert (metrics["complete"], metrics["failed"]) == (4, 1)
+    assert list(metrics["scales"]) == ["x2"] and metrics["scales"]["x2"]["front_size"] == 3
+    # normalised over the 4 finished trials: psnr 29..32 -> (1, 2/3, 0); latency 5..25 -> (0, .25, .75);
+    # area dominated by (0, .75), (2/3, .25), (1, 0) under the reference (1.1, 1.1), by hand, in
+    # horizontal strips: y in [.75, 1.1] from x = 0, [.25, .75] from 2/3, [0, .25] from 1
+    expected = (1.1 - 0.0) * (1.1 - 0.75) + (1.1 - 2 / 3) * (0.75 - 0.25) + (1.1 - 1.0) * (0.25 - 0.0)
+    assert metrics["scales"]["x2"]["hypervolume"] == pytest.approx(expected)
     assert metrics["latency"] == "predicted for jetson (predictor CV: 83% within 10%)"
-    assert (out / "front.png").stat().st_size > 10_000
+    assert (out / "plots" / "front_x2.png").stat().st_size > 10_000
     assert "| b | ESPCN | 2 | 32 |" in (out / "front.md").read_text()
 
 
@@ -59,11 +62,34 @@ def test_study_front_draws_the_bicubic_reference_file(tmp_path):
     reference.write_text(json.dumps({"psnr": {"Set14": {"2": 28.5}, "Set5": {"2": 33.0}}}))
     out = tmp_path / "report"
     assert fronts.main([str(study), "--out", str(out), "--bicubic", str(reference)]) == 0
-    assert json.loads((out / "metrics.json").read_text())["bicubic_psnr"] == {"x2": 28.5}
+    assert json.loads((out / "metrics.json").read_text())["scales"]["x2"]["bicubic_psnr"] == 28.5
     reference.write_text(json.dumps({"psnr": {"Set14": {"3": 28.5}}}))
     with pytest.raises(SystemExit) as exit_info:
         fronts.main([str(study), "--out", str(out), "--bicubic", str(reference)])
     assert exit_info.value.code == 2
+
+
+def test_one_front_per_scale_never_across(tmp_path):
+    """x3's best trial scores below every x2 trial; across scales it would still sit on one front
+    with them. Per scale, x2's front is a and b, x3's is c alone (c dominates d)."""
+    study = _write_trials(tmp_path / "study", [
+        [0, "a", "a", "eSR-TM", 2, "complete", "", 30.0, 100, 1e6, 10.0, "measured:cpu", ""],
+        [1, "b", "b", "ESPCN", 2, "complete", "", 32.0, 1000, 1e8, 20.0, "measured:cpu", ""],
+        [2, "c", "c", "eSR-TM", 3, "complete", "", 27.0, 100, 1e6, 5.0, "measured:cpu", ""],
+        [3, "d", "d", "ESPCN", 3, "complete", "", 26.0, 1000, 1e8, 8.0, "measured:cpu", ""],
+    ])
+    out = tmp_path / "report"
+    assert fronts.main([str(study), "--out", str(out)]) == 0
+    front = pd.read_csv(out / "pareto.csv")
+    assert list(zip(front["scale"], front["config_id"])) == [(2, "b"), (2, "a"), (3, "c")]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["scales"]["x2"]["front_ids"] == ["b", "a"] and metrics["scales"]["x3"]["front_ids"] == ["c"]
+    # x3 alone: c is best in both objectives -> normalised (0, 0): the whole 1.1 x 1.1 square
+    assert metrics["scales"]["x3"]["hypervolume"] == pytest.approx(1.21)
+    assert "hypervolume" not in metrics  # no number across scales
+    assert sorted(p.name for p in (out / "plots").iterdir()) == ["front_x2.png", "front_x3.png"]
+    text = (out / "front.md").read_text()
+    assert text.index("## x2") < text.index("| b | ESPCN | 2 |") < text.index("## x3") < text.index("| c | eSR-TM | 3 |")
 
 
 def test_study_front_bad_folder_is_a_user_error(tmp_path, capsys):

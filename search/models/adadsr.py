@@ -44,7 +44,13 @@ import torch
 import torch.nn.functional as F_
 from torch import nn
 
+from search.data import find_test_set
+from search.data.protocols import get_protocol
+from search.data.samples import prepare_samples
+from search.errors import WeightsError
 from search.models.registry import DEEP_QUICK_BUDGET, SRModel, register_family
+from search.models.weights import load_state_dict
+from search.paths import SHIPPED_DATA
 
 # DIV2K RGB mean used by EDSR's MeanShift (in [0, 1] units).
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
@@ -398,9 +404,6 @@ class AdaDSR(EDSRBackbone):
     # ----------------------------------------------------------------- weights
     def load_backbone(self, path: str | os.PathLike) -> "AdaDSR":
         """Initialise from a trained ``AdaDSR-plain`` of the same shape (adapter untouched)."""
-        from search.errors import WeightsError
-        from search.models.weights import load_state_dict
-
         state = load_state_dict(path)
         own = self.state_dict()
         backbone_keys = [k for k in own if not k.startswith("adapter.")]
@@ -418,11 +421,6 @@ class AdaDSR(EDSRBackbone):
 
 def _set5_lr_tensors(scale: int) -> list[torch.Tensor]:
     """The LR inputs of the shipped Set5 exactly as the standard protocol makes them."""
-    from search.data import find_test_set
-    from search.data.protocols import get_protocol
-    from search.data.samples import prepare_samples
-    from search.paths import SHIPPED_DATA
-
     test_set = find_test_set(Path(SHIPPED_DATA, "Set5"))
     samples = prepare_samples(test_set, scale, "rgb", get_protocol("standard"))
     return [sample.lr.float() for sample in samples]

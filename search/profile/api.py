@@ -21,9 +21,11 @@ import torch
 from torch import nn
 
 from search.errors import UserError
+from search.models import create_model, load_weights
 from search.profile.devices import DeviceProfile, get_device
 from search.profile.flops import count_flops, count_params, lr_shape_for
 from search.profile.latency import measure_latency
+from search.profile.predictor import load_predictor, predict_latency
 
 _WARNED: set[str] = set()
 
@@ -97,7 +99,6 @@ def profile_model(model: nn.Module, device: str | DeviceProfile = "cpu", *,
         if note:
             result["latency_note"] = note
         return result
-    from search.profile.predictor import predict_latency
 
     predicted = predict_latency(model, profile, size)
     result.update(predicted)
@@ -111,7 +112,6 @@ def _build(model_or_config: Any) -> nn.Module:
     """A model from an ``nn.Module``, a model id, or ``{"model_id": ..., "weights": path}``."""
     if isinstance(model_or_config, nn.Module):
         return model_or_config
-    from search.models import create_model, load_weights
 
     if isinstance(model_or_config, str):
         return create_model(model_or_config)
@@ -162,7 +162,6 @@ def profile_on_device(model_or_config: Any, device: str | DeviceProfile = "cpu",
     resource = profile.ray_resource
     if resource and cluster_offers(resource) and not (resource == "GPU" and measurable_here(profile)):
         import ray
-
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         # Inside a Tune trial child tasks are captured by the trial's placement group (CPU
@@ -197,7 +196,6 @@ def latency_plan(device: str | DeviceProfile) -> tuple[str, str]:
     if cluster_offers(profile.ray_resource):
         return "measured", (f"latency measured on the Ray node offering resource "
                             f"{profile.ray_resource!r} ({profile.name})")
-    from search.profile.predictor import load_predictor
 
     cv = load_predictor(profile).cv
     share = cv.get("within_10pct")

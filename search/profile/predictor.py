@@ -33,6 +33,7 @@ import numpy as np
 from torch import nn
 
 from search.errors import UserError
+from search.models import create_model
 from search.paths import PUBLISHED_DIR
 from search.profile.devices import DeviceProfile, get_device
 from search.profile.flops import lr_shape_for
@@ -324,7 +325,6 @@ def load_published(profile: DeviceProfile, csv_path: Path | None = None, *,
     """Published speeds of ``profile``'s column, as latency_ms, with traced graph features."""
     import pandas as pd
 
-    from search.models import create_model
 
     path = Path(csv_path or PUBLISHED_CSV)
     if not path.is_file():

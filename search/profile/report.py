@@ -12,8 +12,18 @@ from pathlib import Path
 
 import numpy as np
 
+from search.errors import UserError
 from search.markdown import markdown_table
+from search.models import create_model
 from search.paths import REPO_ROOT
+from search.profile.devices import get_device
+from search.profile.predictor import (
+    PREDICTOR_DIR,
+    PUBLISHED_CSV,
+    LatencyPredictor,
+    graph_features,
+    predict_latency,
+)
 
 REPORT_DIR = REPO_ROOT / "reports"
 EXTRAPOLATION_EXAMPLES = ("IMDN_s4", "IMDN-RTC_s2", "DASR_s4")
@@ -101,9 +111,6 @@ def write_report(summaries: dict, rows: list[dict], folds: int,
               "extrapolation: their error is not covered by the cross-validation above.", ""]
     table = []
     try:
-        from search.models import create_model
-        from search.profile.predictor import graph_features, predict_latency
-
         for model_id in EXTRAPOLATION_EXAMPLES:
             try:
                 model = create_model(model_id)
@@ -132,8 +139,6 @@ def _table(headers: list[str], rows: list[list]) -> str:
 def _noise_rows(summaries: dict) -> list[list[str]]:
     import pandas as pd
 
-    from search.profile.devices import get_device
-    from search.profile.predictor import PUBLISHED_CSV
 
     table = pd.read_csv(PUBLISHED_CSV)
     rows = []
@@ -155,9 +160,6 @@ def _noise_rows(summaries: dict) -> list[list[str]]:
 
 def rerender(report_dir: Path | None = None) -> list[Path]:
     """Rewrite the markdown from the stored predictors (their CV metrics) and the CSV."""
-    from search.errors import UserError
-    from search.profile.predictor import PREDICTOR_DIR, LatencyPredictor
-
     folder = Path(report_dir or REPORT_DIR)
     csv_path = folder / "latency_predictor.csv"
     if not csv_path.is_file():

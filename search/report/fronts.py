@@ -3,21 +3,24 @@
     python -m search.report.fronts studies/esr --out reports/studies/esr [--objectives ...]
         [--bicubic studies/bicubic/esr.json]
 
+A front across scales is meaningless (x2 and x4 PSNR are not comparable), so everything is
+per scale: the finished trials of each scale make their own front, hypervolume and plot.
 Writes into ``--out``:
 
-* ``pareto.csv``: the non-dominated finished trials under the study's objectives (the
-  ``--objectives`` it ran with, from ``study.json``, else the space's), every trials.csv
-  column kept, best first objective first;
-* ``metrics.json``: trial counts, front size, hypervolume (objectives min-max normalised over
-  the study's own finished trials, reference point 1.1: :mod:`search.study.pareto`), the
-  best value of each objective, and the latency label(s);
-* ``front.md``: the front as a Markdown table;
-* ``front.png``: PSNR against latency, parameters and MACs (one row of panels per scale),
-  one colour and marker per family, each panel's 2-D front drawn as a line, the study's
-  front members outlined, MATLAB-bicubic PSNR of the same test set and protocol marked
-  (a Bicubic trial when the study has one, else a dashed line at the value that
-  ``python -m search.experiments bicubic_reference`` wrote into ``--bicubic``), and the
-  latency's measured/predicted label in the latency axis title.
+* ``pareto.csv``: per scale, the non-dominated finished trials under the study's objectives
+  (the ``--objectives`` it ran with, from ``study.json``, else the space's), every
+  trials.csv column kept, scales ascending, best first objective first;
+* ``metrics.json``: trial counts, the latency label(s), and under ``scales`` per scale
+  (``x2``, ...): its finished trials, front size, hypervolume (objectives min-max normalised
+  over that scale's finished trials, reference point 1.1: :mod:`search.study.pareto`), the
+  best value of each objective and the bicubic reference PSNR;
+* ``front.md``: one section and table per scale;
+* ``plots/front_x<s>.png``: per scale, PSNR against latency, parameters and MACs, one colour
+  and marker per family, each panel's 2-D front drawn as a line, the scale's front members
+  outlined, MATLAB-bicubic PSNR of the same test set and protocol marked (a Bicubic trial
+  when the study has one, else a dashed line at the value that ``python -m
+  search.experiments bicubic_reference`` wrote into ``--bicubic``), and the latency's
+  measured/predicted label in the latency axis title.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import pandas as pd
 from search.errors import UserError, cli_main
 from search.jsonio import dumps_json
 from search.markdown import markdown_table
+from search.space import load_space
 from search.study.pareto import REFERENCE_POINT, hypervolume, normalise, pareto_mask
 
 COST_AXES = (("latency_ms", "latency (ms)"), ("params", "parameters"), ("flops", "MACs"))
@@ -56,8 +60,6 @@ def study_objectives(manifest: dict, override: str | None, columns) -> list[tupl
     if not spec:
         space_path = manifest.get("options", {}).get("space")
         if space_path:
-            from search.space import load_space
-
             spec = [str(o) for o in load_space(space_path).fixed.objectives]
     if not spec:
         raise UserError("no objectives: pass --objectives (e.g. psnr_Set14:max,latency_ms:min)")
@@ -121,6 +123,34 @@ def front_table(trials: pd.DataFrame, objectives: list[tuple[str, str]]) -> tupl
     return front, metrics
 
 
+def scale_fronts(trials: pd.DataFrame, objectives: list[tuple[str, str]]) -> tuple[pd.DataFrame, dict]:
+    """(front rows of every scale, metrics): one front and hypervolume per scale, never across."""
+    done = trials[trials["status"] == "complete"]
+    metrics: dict = {
+        "trials": int((trials["status"] != "repeat").sum()),
+        "complete": int(len(done)),
+        "failed": int(trials["status"].isin(["failed", "infrastructure_failed"]).sum()),
+        "objectives": [f"{c}:{d}" for c, d in objectives],
+        "reference_point": REFERENCE_POINT,
+        "latency": latency_label(done) if len(done) else "n/a",
+        "scales": {},
+    }
+    fronts = []
+    for scale in sorted(trials["scale"].dropna().astype(int).unique()):
+        at_scale = trials[trials["scale"].astype(float) == scale]
+        front, own = front_table(at_scale, objectives)
+        for key in ("objectives", "reference_point", "latency"):
+            own.pop(key, None)
+        if "normalisation" in own:
+            own["normalisation"]["note"] = ("min-max over this scale's finished trials; max objectives "
+                                            "flipped; 0 = best")
+        metrics["scales"][f"x{scale}"] = own
+        fronts.append(front)
+    columns = list(trials.columns)
+    front = pd.concat(fronts, ignore_index=True) if fronts else trials.iloc[0:0]
+    return front[columns], metrics
+
+
 def psnr_column(objectives, columns) -> str:
     for column, _ in objectives:
         if column.startswith("psnr_"):
@@ -145,6 +175,7 @@ def bicubic_psnr(path: Path, scales, test_set: str) -> dict[int, float]:
 
 def plot_front(trials: pd.DataFrame, front: pd.DataFrame, objectives, manifest: dict, path: Path,
                title: str, bicubic: dict[int, float] | None = None) -> None:
+    """One figure of the trials given (one row of panels per scale: call it per scale)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -213,7 +244,8 @@ def plot_front(trials: pd.DataFrame, front: pd.DataFrame, objectives, manifest: 
                     labels.append(lab)
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=9,
                frameon=False, bbox_to_anchor=(0.5, 0.0))
-    fig.suptitle(f"{title}: {len(done)} finished trials, front of "
+    where = f" x{scales[0]}" if len(scales) == 1 else ""
+    fig.suptitle(f"{title}{where}: {len(done)} finished trials, front of "
                  f"{', '.join(f'{c}:{d}' for c, d in objectives)} outlined", fontsize=11)
     fig.tight_layout(rect=(0, 0.07, 1, 0.95))
     fig.savefig(path, dpi=110)
@@ -228,30 +260,47 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def _summary_line(own: dict, objectives: list[str]) -> str:
+    return (f"{own['complete']} finished trials ({own['failed']} failed); front of {', '.join(objectives)}: "
+            f"{own['front_size']} trials; hypervolume {_fmt(own['hypervolume'])} (objectives min-max normalised "
+            f"over this scale's finished trials, reference point {REFERENCE_POINT})")
+
+
 def write_report(trials: pd.DataFrame, manifest: dict, out: Path, objectives, title: str,
                  bicubic_file: Path | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    front, metrics = front_table(trials, objectives)
+    front, metrics = scale_fronts(trials, objectives)
     front.to_csv(out / "pareto.csv", index=False)
+    done = trials[trials["status"] == "complete"]
+    scales = sorted(done["scale"].astype(int).unique()) if len(done) else []
+    bicubic = None
+    if bicubic_file is not None and len(done):
+        y = psnr_column(objectives, done.columns)
+        without = [s for s in scales if "Bicubic" not in set(done[done["scale"].astype(int) == s]["family"])]
+        if without:
+            bicubic = bicubic_psnr(bicubic_file, without, y[5:])
+            for scale, value in bicubic.items():
+                metrics["scales"][f"x{scale}"]["bicubic_psnr"] = value
     (out / "metrics.json").write_text(dumps_json(metrics, indent=2) + "\n")
     shown = ["config_id", "family", "scale"] + [c for c, _ in objectives]
     shown += [c for c in ("params", "flops", "latency_ms", "latency_source") if c in front and c not in shown]
-    lines = [f"# Pareto front: {title}", "",
-             f"{metrics['complete']} finished trials ({metrics['failed']} failed); front of "
-             f"{', '.join(metrics['objectives'])}: {metrics['front_size']} trials; hypervolume "
-             f"{_fmt(metrics['hypervolume'])} (objectives min-max normalised over the finished trials, "
-             f"reference point {REFERENCE_POINT}). Latency: {metrics.get('latency', 'n/a')}.", "",
-             markdown_table(shown, ([_fmt(row[c]) for c in shown] for _, row in front.iterrows()))]
+    lines = [f"# Pareto fronts: {title}", "",
+             f"{metrics['complete']} finished trials ({metrics['failed']} failed) over "
+             f"{len(metrics['scales'])} scale(s); one front per scale (PSNR at different scales is not "
+             f"comparable). Latency: {metrics['latency']}.", ""]
+    for key, own in metrics["scales"].items():
+        rows = front[front["scale"].astype(int) == int(key[1:])]
+        lines += [f"## {key}", "", _summary_line(own, metrics["objectives"]) + ".", "",
+                  markdown_table(shown, ([_fmt(row[c]) for c in shown] for _, row in rows.iterrows()))]
     (out / "front.md").write_text("\n".join(lines))
-    bicubic = None
-    done = trials[trials["status"] == "complete"]
-    if bicubic_file is not None and len(done) and "Bicubic" not in set(done["family"]):
-        y = psnr_column(objectives, done.columns)
-        bicubic = bicubic_psnr(bicubic_file, sorted(done["scale"].astype(int).unique()), y[5:])
-        metrics["bicubic_psnr"] = {f"x{s}": v for s, v in bicubic.items()}
-        (out / "metrics.json").write_text(dumps_json(metrics, indent=2) + "\n")
-    if len(done):
-        plot_front(trials, front, objectives, manifest, out / "front.png", title, bicubic)
+    plots = out / "plots"
+    plots.mkdir(exist_ok=True)
+    for stale in plots.glob("front_x*.png"):
+        stale.unlink()
+    for scale in scales:
+        at_scale = trials[trials["scale"].astype(float) == scale]
+        plot_front(at_scale, front[front["scale"].astype(int) == scale], objectives, manifest,
+                   plots / f"front_x{scale}.png", title, bicubic)
     return metrics
 
 
@@ -269,8 +318,9 @@ def main(argv=None) -> int:
     objectives = study_objectives(manifest, args.objectives, trials.columns)
     metrics = write_report(trials, manifest, args.out, objectives, args.study.name,
                            bicubic_file=args.bicubic)
-    print(f"{args.study}: {metrics['complete']} finished, front {metrics['front_size']}, "
-          f"hypervolume {_fmt(metrics['hypervolume'])} -> {args.out}")
+    per_scale = "; ".join(f"{key}: front {own['front_size']}, hypervolume {_fmt(own['hypervolume'])}"
+                          for key, own in metrics["scales"].items())
+    print(f"{args.study}: {metrics['complete']} finished; {per_scale or 'no finished trial'} -> {args.out}")
     return 0
 
 

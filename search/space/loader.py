@@ -24,10 +24,18 @@ from typing import Any
 
 import yaml
 
+from search.data.datasets import find_test_set
+from search.data.protocols import get_protocol
+from search.data.training import find_training_set
 from search.errors import ModelIdError, SpaceError, UserError
+from search.models import get_family
 from search.models.registry import load_model_files
 from search.schema import find_problem
-from search.space.constraints import Constraint, ConstraintEvalError, ConstraintSyntaxError
+from search.space.constraints import (
+    Constraint,
+    ConstraintEvalError,
+    ConstraintSyntaxError,
+)
 from search.space.safe_yaml import load_yaml
 from search.space.space import (
     MAX_GRID_CONFIGURATIONS,
@@ -39,8 +47,15 @@ from search.space.space import (
     count_text,
     parse_objectives,
 )
-from search.space.values import Choice, Dimension, Fixed, FloatRange, IntRange, format_value
-from search.train.budgets import BUDGET_SCHEMA, numbers_from_text
+from search.space.values import (
+    Choice,
+    Dimension,
+    Fixed,
+    FloatRange,
+    IntRange,
+    format_value,
+)
+from search.train.budgets import BUDGET_SCHEMA, numbers_from_text, resolve_budget
 
 DEFAULT_OBJECTIVES = "psnr_{test_set}:max,latency_ms:min"
 
@@ -350,8 +365,6 @@ def _check_constraints(family: FamilySpace, key: str) -> None:
 
 
 def _family(name: str, spec: Any, key: str, default_scales: tuple[int, ...] | None) -> FamilySpace:
-    from search.models import get_family
-
     try:
         info = get_family(name)
     except ModelIdError as exc:
@@ -398,8 +411,6 @@ def _check_budget(budget: str | dict) -> None:
     """A budget name must be in params.yaml; an inline mapping must pass the same checks as
     the budgets there (known keys, steps >= 1, lr > 0, ...): otherwise every trial would fail
     only when it starts training."""
-    from search.train.budgets import resolve_budget
-
     try:
         resolve_budget(budget)
     except UserError as exc:
@@ -411,8 +422,6 @@ def _check_budget(budget: str | dict) -> None:
 
 def _check_protocol(name: str) -> None:
     """The evaluation protocol must exist; else every trial fails after training."""
-    from search.data.protocols import get_protocol
-
     try:
         get_protocol(name)
     except UserError as exc:
@@ -427,9 +436,6 @@ def check_data_sets(space: Space, data_root: str | os.PathLike | None = None) ->
     Raises a one-line SpaceError naming the file and ``fixed.train_sets[i]`` /
     ``fixed.test_sets[i]``.
     """
-    from search.data.datasets import find_test_set
-    from search.data.training import find_training_set
-
     for field, finder in (("train_sets", find_training_set), ("test_sets", find_test_set)):
         for i, name in enumerate(getattr(space.fixed, field)):
             try:

@@ -12,7 +12,6 @@ validation live in :mod:`search.space.loader`.
 from __future__ import annotations
 
 import dataclasses
-
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from search.errors import SpaceError
+from search.models import format_model_id
 from search.space.constraints import Constraint
 from search.space.values import Dimension, format_value
 
@@ -123,8 +123,6 @@ class FamilySpace:
         return len(self.scales) * sum(math.prod(dim.size for dim in grid.values()) for grid in self.subgrids)
 
     def make_config(self, scale: int, hparams: dict[str, Any]) -> dict[str, Any]:
-        from search.models import format_model_id
-
         model_id = format_model_id(self.name, scale, **{k: v for k, v in hparams.items() if k in self.id_fields})
         extras = sorted((k, v) for k, v in hparams.items() if k not in self.id_fields)
         config_id = model_id + "".join(f"+{k}={format_value(v)}" for k, v in extras)

@@ -40,12 +40,14 @@ from typing import Any
 
 from search.data.protocols import Protocol, get_protocol
 from search.errors import UserError, take_back_sigterm
+from search.profile import latency_plan
 from search.profile.cluster import check_cluster_reachable, prepare_ray_environment
 from search.profile.devices import DeviceProfile, get_device
-from search.space import Space, check_data_sets, load_space, parse_objectives
+from search.space import Space, check_data_sets, csv_value, load_space, parse_objectives
 from search.space.loader import MAX_SEED
 from search.study.optuna_store import (
     MirroredInMemoryStorage,
+    ReplayTrial,
     StorageMirror,
     frozen_from_row,
     open_rdb_storage,
@@ -178,8 +180,6 @@ def enqueue_grid(study, space: Space, config_ids: list[str]) -> None:
 def enqueue_configs(study, space: Space, configs: list[dict[str, Any]]) -> None:
     """Enqueue known configurations (grid points, an initial design) with their own
     parameters; the space's other genes are drawn when the trial runs."""
-    from search.study.optuna_store import ReplayTrial
-
     for config in configs:
         study.enqueue_trial(ReplayTrial(config, space, number=0).params)
 
@@ -380,8 +380,6 @@ def _ray_init(address: str | None, num_cpus: int | None, verbose: int) -> bool:
 
 def _announce_latency_source(device: DeviceProfile) -> None:
     """Say once, on stderr, whether this study's latencies are measured or predicted."""
-    from search.profile import latency_plan
-
     kind, text = latency_plan(device)
     print(("warning: " if kind == "predicted" else "") + text, file=sys.stderr, flush=True)
 
@@ -760,7 +758,6 @@ def dry_run(space_path: str, out: str | None, *, log=print, scales=None) -> list
     """Write the enumerated configurations (one row each, ``model_id`` column) to ``out``."""
     import csv
 
-    from search.space import csv_value
 
     space = load_space(space_path)
     if scales:

@@ -24,6 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from search.evaluate import evaluate_model
+from search.models import create_model, load_model_files
+from search.profile import profile_on_device
+from search.train import train_model
+
 if TYPE_CHECKING:
     from search.data.protocols import Protocol
     from search.profile.devices import DeviceProfile
@@ -52,22 +57,16 @@ OUT_OF_MEMORY_TEXTS = ("out of memory", "can't allocate memory")
 
 
 def _build(config: dict[str, Any]):
-    from search.models import create_model
-
     hparams = {k: v for k, v in config.items() if k not in ("config_id", "model_id", "family", "scale")}
     return create_model(family=config["family"], scale=config["scale"], **hparams)
 
 
 def _train(model, budget, *, train_sets, seed, device, data_root, out_dir):
-    from search.train import train_model
-
     return train_model(model, budget, train_sets=tuple(train_sets), seed=seed, device=device,
                        data_root=data_root, progress=False, out_dir=out_dir)
 
 
 def _evaluate(model, test_sets, *, protocol, device, data_root):
-    from search.evaluate import evaluate_model
-
     return evaluate_model(model, list(test_sets), protocol=protocol, device=device,
                           data_root=data_root, progress=False)
 
@@ -75,7 +74,6 @@ def _evaluate(model, test_sets, *, protocol, device, data_root):
 def _profile(model, *, device):
     # Routed through Ray when a cluster node offers the device's resource (measured there),
     # else measured here (cpu/cuda) or predicted (labelled predicted:<device>).
-    from search.profile import profile_on_device
 
     return profile_on_device(model, device)
 
@@ -133,7 +131,6 @@ def run_trial(config: dict[str, Any], settings: TrialSettings, trial_number: int
         raise ValueError(config["constraint_error"])
     hparams = {k: v for k, v in config.items() if k != "constraint_error"}
     if settings.model_files:  # a Ray worker is a fresh process: the space's families register here
-        from search.models import load_model_files
 
         load_model_files(settings.model_files)
     model = pipeline.build(hparams)

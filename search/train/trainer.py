@@ -27,8 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from search.data.training import PatchSampler
 from search.errors import UserError
-from search.models.registry import resolve_protocol
+from search.models.registry import create_model, resolve_protocol
 from search.models.weights import save_weights
 from search.train.budgets import learning_rate_at, resolve_budget
 from search.train.losses import training_loss
@@ -73,7 +74,6 @@ def reinitialise_from_id(model: nn.Module, seed: int) -> bool:
     model_id = getattr(model, "model_id", "")
     if not model_id:
         return False
-    from search.models.registry import create_model
 
     torch.manual_seed(seed)
     try:
@@ -107,7 +107,6 @@ def train_model(model: nn.Module, budget: str | dict, *, train_sets=("T91",), se
     """
     from tqdm import tqdm
 
-    from search.data.training import PatchSampler
 
     name = _model_name(model)
     settings = resolve_budget(budget, getattr(model, "family", None) or None)
