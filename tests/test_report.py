@@ -49,6 +49,7 @@ def test_study_front_report(tmp_path):
     assert metrics["scales"]["x2"]["hypervolume"] == pytest.approx(expected)
     assert metrics["latency"] == "predicted for jetson (predictor CV: 83% within 10%)"
     assert (out / "plots" / "front_x2.png").stat().st_size > 10_000
+    assert metrics["smoke_run"] is False and metrics["budget"] is None  # the study names no budget
     assert "| b | ESPCN | 2 | 32 |" in (out / "front.md").read_text()
 
 
@@ -90,6 +91,18 @@ def test_one_front_per_scale_never_across(tmp_path):
     assert sorted(p.name for p in (out / "plots").iterdir()) == ["front_x2.png", "front_x3.png"]
     text = (out / "front.md").read_text()
     assert text.index("## x2") < text.index("| b | ESPCN | 2 |") < text.index("## x3") < text.index("| c | eSR-TM | 3 |")
+
+
+def test_a_smoke_study_says_so(tmp_path):
+    study = _write_trials(tmp_path / "study", [
+        [0, "a", "a", "eSR-TM", 2, "complete", "", 19.0, 100, 1e6, 10.0, "measured:cpu", ""]])
+    manifest = json.loads((study / "study.json").read_text())
+    manifest["options"]["budget"] = "smoke"
+    (study / "study.json").write_text(json.dumps(manifest))
+    out = tmp_path / "report"
+    assert fronts.main([str(study), "--out", str(out)]) == 0
+    assert "SMOKE RUN" in (out / "front.md").read_text()
+    assert json.loads((out / "metrics.json").read_text())["smoke_run"] is True
 
 
 def test_study_front_bad_folder_is_a_user_error(tmp_path, capsys):

@@ -38,6 +38,7 @@ from search.jsonio import dumps_json
 from search.markdown import markdown_table
 from search.space import load_space
 from search.study.pareto import REFERENCE_POINT, hypervolume, normalise, pareto_mask
+from search.study.statuses import FAILED_STATUSES, STATUS_COMPLETE, STATUS_REPEAT
 
 COST_AXES = (("latency_ms", "latency (ms)"), ("params", "parameters"), ("flops", "MACs"))
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p", "8")
@@ -52,6 +53,28 @@ def read_study(study_dir: Path) -> tuple[pd.DataFrame, dict]:
     manifest_path = study_dir / "study.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     return trials, manifest
+
+
+# Budgets that exercise the pipeline but do not train models that mean anything; their results
+# say so wherever they are shown.
+SMOKE_BUDGETS = ("smoke",)
+
+
+def study_budget(manifest: dict) -> str | None:
+    """The study's training budget name (its --budget, else its space's), None for an inline one."""
+    options = manifest.get("options", {})
+    budget = options.get("budget")
+    if not budget and options.get("space") and Path(options["space"]).is_file():
+        budget = load_space(options["space"]).fixed.budget
+    return budget if isinstance(budget, str) else None
+
+
+def budget_note(manifest: dict) -> str:
+    budget = study_budget(manifest)
+    if budget in SMOKE_BUDGETS:
+        return (f"SMOKE RUN (training budget {budget!r}: a few steps per trial to exercise the pipeline; "
+                "the PSNR of these models says nothing about the architectures)")
+    return f"training budget {budget!r}" if budget else "training budget: the space's inline budget"
 
 
 def study_objectives(manifest: dict, override: str | None, columns) -> list[tuple[str, str]]:
@@ -91,20 +114,24 @@ def latency_label(trials: pd.DataFrame) -> str:
     return "; ".join(labels) or "source unknown"
 
 
+def finished(trials: pd.DataFrame) -> pd.DataFrame:
+    return trials[trials["status"] == STATUS_COMPLETE]
+
+
+def trial_counts(trials: pd.DataFrame) -> dict:
+    # repeat rows (a completed configuration proposed again, not trained) are not trials
+    return {"trials": int((trials["status"] != STATUS_REPEAT).sum()), "complete": int(len(finished(trials))),
+            "failed": int(trials["status"].isin(FAILED_STATUSES).sum())}
+
+
 def front_table(trials: pd.DataFrame, objectives: list[tuple[str, str]]) -> tuple[pd.DataFrame, dict]:
     """(front rows, metrics) of the finished trials."""
-    done = trials[trials["status"] == "complete"].copy()
+    done = finished(trials).copy()
     columns = [c for c, _ in objectives]
     directions = [d for _, d in objectives]
     values = done[columns].to_numpy(dtype=np.float64)
-    # repeat rows (a completed configuration proposed again, not trained) are not trials
-    metrics: dict = {
-        "trials": int((trials["status"] != "repeat").sum()),
-        "complete": int(len(done)),
-        "failed": int(trials["status"].isin(["failed", "infrastructure_failed"]).sum()),
-        "objectives": [f"{c}:{d}" for c, d in objectives],
-        "reference_point": REFERENCE_POINT,
-    }
+    metrics: dict = {**trial_counts(trials), "objectives": [f"{c}:{d}" for c, d in objectives],
+                     "reference_point": REFERENCE_POINT}
     if len(done) == 0:
         metrics.update(front_size=0, hypervolume=None)
         return done, metrics
@@ -125,16 +152,10 @@ def front_table(trials: pd.DataFrame, objectives: list[tuple[str, str]]) -> tupl
 
 def scale_fronts(trials: pd.DataFrame, objectives: list[tuple[str, str]]) -> tuple[pd.DataFrame, dict]:
     """(front rows of every scale, metrics): one front and hypervolume per scale, never across."""
-    done = trials[trials["status"] == "complete"]
-    metrics: dict = {
-        "trials": int((trials["status"] != "repeat").sum()),
-        "complete": int(len(done)),
-        "failed": int(trials["status"].isin(["failed", "infrastructure_failed"]).sum()),
-        "objectives": [f"{c}:{d}" for c, d in objectives],
-        "reference_point": REFERENCE_POINT,
-        "latency": latency_label(done) if len(done) else "n/a",
-        "scales": {},
-    }
+    done = finished(trials)
+    metrics: dict = {**trial_counts(trials), "objectives": [f"{c}:{d}" for c, d in objectives],
+                     "reference_point": REFERENCE_POINT, "latency": latency_label(done) if len(done) else "n/a",
+                     "scales": {}}
     fronts = []
     for scale in sorted(trials["scale"].dropna().astype(int).unique()):
         at_scale = trials[trials["scale"].astype(float) == scale]
@@ -183,7 +204,7 @@ def plot_front(trials: pd.DataFrame, front: pd.DataFrame, objectives, manifest: 
     import seaborn as sns
     from matplotlib.ticker import EngFormatter, NullFormatter
 
-    done = trials[trials["status"] == "complete"]
+    done = finished(trials)
     y = psnr_column(objectives, done.columns)
     axes_spec = [(c, label) for c, label in COST_AXES if c in done and done[c].notna().any()]
     scales = sorted(done["scale"].dropna().astype(int).unique())
@@ -245,7 +266,8 @@ def plot_front(trials: pd.DataFrame, front: pd.DataFrame, objectives, manifest: 
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=9,
                frameon=False, bbox_to_anchor=(0.5, 0.0))
     where = f" x{scales[0]}" if len(scales) == 1 else ""
-    fig.suptitle(f"{title}{where}: {len(done)} finished trials, front of "
+    smoke = " [SMOKE RUN: untrained models]" if study_budget(manifest) in SMOKE_BUDGETS else ""
+    fig.suptitle(f"{title}{where}{smoke}: {len(done)} finished trials, front of "
                  f"{', '.join(f'{c}:{d}' for c, d in objectives)} outlined", fontsize=11)
     fig.tight_layout(rect=(0, 0.07, 1, 0.95))
     fig.savefig(path, dpi=110)
@@ -271,7 +293,7 @@ def write_report(trials: pd.DataFrame, manifest: dict, out: Path, objectives, ti
     out.mkdir(parents=True, exist_ok=True)
     front, metrics = scale_fronts(trials, objectives)
     front.to_csv(out / "pareto.csv", index=False)
-    done = trials[trials["status"] == "complete"]
+    done = finished(trials)
     scales = sorted(done["scale"].astype(int).unique()) if len(done) else []
     bicubic = None
     if bicubic_file is not None and len(done):
@@ -281,13 +303,16 @@ def write_report(trials: pd.DataFrame, manifest: dict, out: Path, objectives, ti
             bicubic = bicubic_psnr(bicubic_file, without, y[5:])
             for scale, value in bicubic.items():
                 metrics["scales"][f"x{scale}"]["bicubic_psnr"] = value
+    metrics["budget"] = study_budget(manifest)
+    metrics["smoke_run"] = metrics["budget"] in SMOKE_BUDGETS
     (out / "metrics.json").write_text(dumps_json(metrics, indent=2) + "\n")
     shown = ["config_id", "family", "scale"] + [c for c, _ in objectives]
     shown += [c for c in ("params", "flops", "latency_ms", "latency_source") if c in front and c not in shown]
     lines = [f"# Pareto fronts: {title}", "",
              f"{metrics['complete']} finished trials ({metrics['failed']} failed) over "
              f"{len(metrics['scales'])} scale(s); one front per scale (PSNR at different scales is not "
-             f"comparable). Latency: {metrics['latency']}.", ""]
+             f"comparable). Latency: {metrics['latency']}. {budget_note(manifest)[0].upper()}"
+             f"{budget_note(manifest)[1:]}.", ""]
     for key, own in metrics["scales"].items():
         rows = front[front["scale"].astype(int) == int(key[1:])]
         lines += [f"## {key}", "", _summary_line(own, metrics["objectives"]) + ".", "",

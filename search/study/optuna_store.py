@@ -26,6 +26,7 @@ from optuna.storages import InMemoryStorage
 from search.errors import UserError
 from search.space import Space
 from search.space.values import _optuna_choice
+from search.study.statuses import STATUS_COMPLETE, STATUS_REPEAT
 
 SQLITE_PREFIX = "sqlite:///"
 
@@ -214,7 +215,7 @@ def frozen_from_row(row: dict[str, str], space: Space, define, objectives: list[
     values = None
     state = TrialState.FAIL
     # a repeat carries the values of the completed trial it repeats, as Optuna was told
-    if row.get("status") in ("complete", "repeat"):
+    if row.get("status") in (STATUS_COMPLETE, STATUS_REPEAT):
         numbers = [float(row[o]) if row.get(o) not in (None, "") else math.nan for o in objectives]
         if all(math.isfinite(v) for v in numbers):
             values, state = numbers, TrialState.COMPLETE

@@ -27,6 +27,13 @@ from typing import TYPE_CHECKING, Any, Callable
 from search.evaluate import evaluate_model
 from search.models import create_model, load_model_files
 from search.profile import profile_on_device
+from search.study.statuses import (  # noqa: F401  (re-exported: the trial's vocabulary)
+    FINISHED_STATUSES,
+    STATUS_COMPLETE,
+    STATUS_FAILED,
+    STATUS_INFRASTRUCTURE,
+    STATUS_REPEAT,
+)
 from search.train import train_model
 
 if TYPE_CHECKING:
@@ -34,17 +41,6 @@ if TYPE_CHECKING:
     from search.profile.devices import DeviceProfile
     from search.train.budgets import Budget
 
-STATUS_COMPLETE = "complete"
-STATUS_FAILED = "failed"  # the configuration's own failure (diverged, does not build, ...)
-# The machine failed the trial, not the configuration (disk full, out of memory, its worker
-# killed): the row stays as a record, and --resume runs the configuration again.
-STATUS_INFRASTRUCTURE = "infrastructure_failed"
-# A sampler proposed a configuration the study had already completed: not trained again; the
-# row carries the earlier trial's objectives (so Optuna learns the same values) and does not
-# count towards --trials.
-STATUS_REPEAT = "repeat"
-# Rows that count as finished trials of a study.
-FINISHED_STATUSES = (STATUS_COMPLETE, STATUS_FAILED)
 # Errors of the machine, not of a configuration (errno names, so the list reads as words).
 INFRASTRUCTURE_ERRNOS = {getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EIO", "EROFS", "ENOMEM")
                          if hasattr(errno, name)}
