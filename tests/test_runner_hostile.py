@@ -214,9 +214,13 @@ def test_dry_run_output_errors_are_one_line(tmp_path, args, message):
 
 
 @pytest.mark.parametrize("sent, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_interrupt_and_terminate_stop_cleanly_and_say_how_to_resume(ray_address, tiny_space_file, tmp_path, sent, code):
+def test_interrupt_and_terminate_stop_cleanly_and_say_how_to_resume(ray_address, tmp_path, sent, code):
+    # 16 configurations: after the first row, the signal always lands while trials remain
+    # (with the tiny space's 3, a fast machine could finish the study before it arrives)
+    space = tmp_path / "sixteen.yaml"
+    space.write_text(TINY_SPACE.replace("high: 2", "high: 15"))
     out = tmp_path / "study"
-    proc = _run_cli([str(tiny_space_file), "--sampler", "grid", "--budget", "smoke", "--out", str(out),
+    proc = _run_cli([str(space), "--sampler", "grid", "--budget", "smoke", "--out", str(out),
                      "--address", ray_address])
     deadline = time.time() + 150
     try:
