@@ -13,6 +13,9 @@ See docs/runner.md.
 from __future__ import annotations
 
 import argparse
+import json
+import time
+from pathlib import Path
 
 from search.errors import UserError, cli_main, set_crash_log_dir, set_interrupt_hint
 
@@ -45,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "is drawn per scale in any case)")
     parser.add_argument("--budget", help="training budget from params.yaml: smoke, quick, paper (default: the space's)")
     parser.add_argument("--seed", type=int, help="seed of the sampler and of training (default: the space's, else 0)")
-    parser.add_argument("--out", help="study folder (with --dry-run: a CSV file; default stdout)")
+    parser.add_argument("--out", help="study folder (default: a new runs/<space name>-<date>-<time>; with "
+                                      "--resume: the latest of those; with --dry-run: a CSV file, default stdout)")
     parser.add_argument("--resume", action="store_true", help="continue the study in --out after an interruption")
     parser.add_argument("--dry-run", action="store_true", help="list the space's configurations; train nothing")
     parser.add_argument("--storage", help="Optuna storage URL (default: sqlite:///OUT/optuna.db)")
@@ -80,7 +84,8 @@ def main(argv=None) -> int:
     if args.benchmark:
         return _run_tabular(args)
     if not args.out:
-        raise UserError("--out DIR is required (the study folder)")
+        args.out = str(latest_run(args.space) if args.resume else new_run_folder(args.space))
+        print(f"study folder: {args.out}", flush=True)
     if args.trials is not None and args.trials < 1:
         raise UserError(f"--trials must be at least 1, got {args.trials}")
     options = StudyOptions(
@@ -99,6 +104,44 @@ def main(argv=None) -> int:
     print(f"{summary.study_name}: {summary.completed} complete, {summary.failed} failed{retry} of "
           f"{summary.trials_target} -> {summary.csv_path} (Optuna: {redact_url(summary.storage)})")
     return 0
+
+
+RUNS_DIR = Path("runs")  # default study folders, beside the studies `dvc repro` owns (studies/)
+
+
+def _space_name(space_path: str) -> str:
+    from search.space import load_space
+
+    return load_space(space_path).name
+
+
+def new_run_folder(space_path: str, now: float | None = None) -> Path:
+    """``runs/<space name>-<YYYYmmdd-HHMMSS>``, a new folder name (a suffix when taken)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    base = RUNS_DIR / f"{_space_name(space_path)}-{stamp}"
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = Path(f"{base}-{n}")
+    return candidate
+
+
+def latest_run(space_path: str) -> Path:
+    """The newest default study folder of this space (by its start time in study.json)."""
+    name = _space_name(space_path)
+    found = []
+    for folder in RUNS_DIR.glob(f"{name}-*"):
+        manifest = folder / "study.json"
+        if manifest.is_file():
+            try:
+                started = json.loads(manifest.read_text()).get("started", "")
+            except (OSError, ValueError):
+                continue
+            found.append((started, folder.stat().st_mtime, folder))
+    if not found:
+        raise UserError(f"--resume without --out: no study of space {name!r} under {RUNS_DIR}/ "
+                        "(give --out DIR of the study to continue)")
+    return max(found)[2]
 
 
 def _run_tabular(args) -> int:
