@@ -155,10 +155,17 @@ def test_failed_trials_are_recorded_and_the_study_goes_on(ray_address, tmp_path)
             assert trial.state == TrialState.FAIL
 
 
+def _interactive_signals() -> None:
+    # A terminal user's Ctrl-C: a test suite started in the background (`cmd &` in a
+    # non-interactive shell) runs with SIGINT ignored, which children inherit.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _run_cli(args, **kwargs):
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(REPO_ROOT))
     return subprocess.Popen([sys.executable, "-m", "search.run", *args], cwd=REPO_ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=_interactive_signals, **kwargs)
 
 
 def test_kill_9_then_resume_loses_and_repeats_nothing(ray_address, tiny_space, tmp_path):
