@@ -325,7 +325,6 @@ def load_published(profile: DeviceProfile, csv_path: Path | None = None, *,
     """Published speeds of ``profile``'s column, as latency_ms, with traced graph features."""
     import pandas as pd
 
-
     path = Path(csv_path or PUBLISHED_CSV)
     if not path.is_file():
         raise UserError("published measurements not found", path=path)

@@ -139,7 +139,6 @@ def _table(headers: list[str], rows: list[list]) -> str:
 def _noise_rows(summaries: dict) -> list[list[str]]:
     import pandas as pd
 
-
     table = pd.read_csv(PUBLISHED_CSV)
     rows = []
     for name in summaries:

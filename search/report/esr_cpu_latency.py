@@ -22,6 +22,7 @@ import math
 from pathlib import Path
 
 import pandas as pd
+from scipy.stats import spearmanr
 
 from search.errors import UserError, cli_main
 from search.jsonio import dumps_json
@@ -32,13 +33,12 @@ DEVICES = (("speed_AGX", "Jetson AGX Xavier"), ("speed_MaxQ", "GTX 1080 MaxQ"), 
 
 
 def spearman(a: pd.Series, b: pd.Series) -> float | None:
-    """Spearman's rho: Pearson correlation of the average ranks (ties share their mean rank)."""
+    """Spearman's rho (scipy, as the latency predictor's report) over the rows both have."""
     both = pd.concat([a, b], axis=1).dropna()
     if len(both) < 3:
         return None
-    ranks = both.rank(method="average")
-    value = ranks.iloc[:, 0].corr(ranks.iloc[:, 1])
-    return None if value is None or math.isnan(value) else float(value)
+    value = spearmanr(both.iloc[:, 0], both.iloc[:, 1]).statistic
+    return None if math.isnan(value) else float(value)
 
 
 def load(measured_dir: Path) -> tuple[pd.DataFrame, dict]:

@@ -69,12 +69,12 @@ def study_budget(manifest: dict) -> str | None:
     return budget if isinstance(budget, str) else None
 
 
-def budget_note(manifest: dict) -> str:
-    budget = study_budget(manifest)
+def budget_note(budget: str | None) -> str:
+    """One sentence on the study's budget (``study_budget``), for the report's first paragraph."""
     if budget in SMOKE_BUDGETS:
         return (f"SMOKE RUN (training budget {budget!r}: a few steps per trial to exercise the pipeline; "
-                "the PSNR of these models says nothing about the architectures)")
-    return f"training budget {budget!r}" if budget else "training budget: the space's inline budget"
+                "the PSNR of these models says nothing about the architectures).")
+    return f"Training budget {budget!r}." if budget else "Training budget: the space's inline budget."
 
 
 def study_objectives(manifest: dict, override: str | None, columns) -> list[tuple[str, str]]:
@@ -195,7 +195,7 @@ def bicubic_psnr(path: Path, scales, test_set: str) -> dict[int, float]:
 
 
 def plot_front(trials: pd.DataFrame, front: pd.DataFrame, objectives, manifest: dict, path: Path,
-               title: str, bicubic: dict[int, float] | None = None) -> None:
+               title: str, bicubic: dict[int, float] | None = None, smoke_run: bool = False) -> None:
     """One figure of the trials given (one row of panels per scale: call it per scale)."""
     import matplotlib
 
@@ -266,7 +266,7 @@ def plot_front(trials: pd.DataFrame, front: pd.DataFrame, objectives, manifest: 
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=9,
                frameon=False, bbox_to_anchor=(0.5, 0.0))
     where = f" x{scales[0]}" if len(scales) == 1 else ""
-    smoke = " [SMOKE RUN: untrained models]" if study_budget(manifest) in SMOKE_BUDGETS else ""
+    smoke = " [SMOKE RUN: untrained models]" if smoke_run else ""
     fig.suptitle(f"{title}{where}{smoke}: {len(done)} finished trials, front of "
                  f"{', '.join(f'{c}:{d}' for c, d in objectives)} outlined", fontsize=11)
     fig.tight_layout(rect=(0, 0.07, 1, 0.95))
@@ -311,8 +311,7 @@ def write_report(trials: pd.DataFrame, manifest: dict, out: Path, objectives, ti
     lines = [f"# Pareto fronts: {title}", "",
              f"{metrics['complete']} finished trials ({metrics['failed']} failed) over "
              f"{len(metrics['scales'])} scale(s); one front per scale (PSNR at different scales is not "
-             f"comparable). Latency: {metrics['latency']}. {budget_note(manifest)[0].upper()}"
-             f"{budget_note(manifest)[1:]}.", ""]
+             f"comparable). Latency: {metrics['latency']}. {budget_note(metrics['budget'])}", ""]
     for key, own in metrics["scales"].items():
         rows = front[front["scale"].astype(int) == int(key[1:])]
         lines += [f"## {key}", "", _summary_line(own, metrics["objectives"]) + ".", "",
@@ -325,7 +324,7 @@ def write_report(trials: pd.DataFrame, manifest: dict, out: Path, objectives, ti
     for scale in scales:
         at_scale = trials[trials["scale"].astype(float) == scale]
         plot_front(at_scale, front[front["scale"].astype(int) == scale], objectives, manifest,
-                   plots / f"front_x{scale}.png", title, bicubic)
+                   plots / f"front_x{scale}.png", title, bicubic, smoke_run=metrics["smoke_run"])
     return metrics
 
 

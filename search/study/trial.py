@@ -70,7 +70,6 @@ def _evaluate(model, test_sets, *, protocol, device, data_root):
 def _profile(model, *, device):
     # Routed through Ray when a cluster node offers the device's resource (measured there),
     # else measured here (cpu/cuda) or predicted (labelled predicted:<device>).
-
     return profile_on_device(model, device)
 
 
@@ -127,7 +126,6 @@ def run_trial(config: dict[str, Any], settings: TrialSettings, trial_number: int
         raise ValueError(config["constraint_error"])
     hparams = {k: v for k, v in config.items() if k != "constraint_error"}
     if settings.model_files:  # a Ray worker is a fresh process: the space's families register here
-
         load_model_files(settings.model_files)
     model = pipeline.build(hparams)
     if "torch" in sys.modules:  # the model's work runs on the trial's share of the CPUs

@@ -107,7 +107,6 @@ def train_model(model: nn.Module, budget: str | dict, *, train_sets=("T91",), se
     """
     from tqdm import tqdm
 
-
     name = _model_name(model)
     settings = resolve_budget(budget, getattr(model, "family", None) or None)
     steps = settings["steps"]
