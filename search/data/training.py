@@ -281,3 +281,101 @@ class PatchSampler:
             x = int(unit[k, 1] * (width - p + 1))
             lr_batch[k], hr_batch[k] = self.crop(index, y, x, int(codes[k]))
         return lr_batch, hr_batch
+
+
+# At most this many LR pixels go into a NeighbourhoodBank (a uniform draw without
+# replacement when a training set has more): 2^20 pixels of a 7 x 7 neighbourhood are 200 MB.
+BANK_PIXELS = 1 << 20
+
+
+def dihedral_orders(side: int) -> np.ndarray:
+    """``8 x side^2`` index arrays: row ``code`` lists, for each position of a flattened
+    ``side x side`` block after :func:`augment` with ``code``, the position it came from."""
+    positions = np.arange(side * side).reshape(side, side)
+    return np.stack([np.ascontiguousarray(augment(positions, code)).ravel() for code in range(8)])
+
+
+class NeighbourhoodBank:
+    """Single LR pixels with their ``K x K`` neighbourhood and their ``s x s`` HR block.
+
+    For models whose ``s x s`` output block depends only on the ``K x K`` LR neighbourhood of
+    one LR pixel (the one-layer eSR models), a batch of independent pixels trains the same
+    function as a batch of patches, without patch borders and with no pixel seen twice in a
+    batch. The neighbourhood is taken from the whole LR image zero-padded by ``K // 2``, as the
+    model's convolution pads it at inference. ``features`` is ``P x K^2`` (row-major taps),
+    ``targets`` ``P x s^2`` (sub-pixel ``i * s + j``); a flip/rotation (``augment``) of the
+    image permutes both in the same way (:func:`dihedral_orders`). Gray (one-channel) only.
+    """
+
+    def __init__(self, train_sets=("T91",), *, scale: int, kernel: int, color: str = "gray",
+                 gray_recipe=None, seed: int = 0, data_root=None, augment: bool = True,
+                 max_pixels: int = BANK_PIXELS, progress: bool = False, disk_cache: bool = True):
+        if isinstance(train_sets, (str, os.PathLike)):
+            train_sets = (train_sets,)
+        if kernel < 1 or kernel % 2 == 0:
+            raise ValueError(f"kernel must be an odd positive size, got {kernel}")
+        self.scale, self.kernel, self.augment = int(scale), int(kernel), augment
+        self.sets = [find_training_set(name, data_root) for name in train_sets]
+        paths = [image for train_set in self.sets for image in train_set.images]
+        if not paths:
+            raise DataError(f"training sets {list(train_sets)} hold no images")
+        pairs = load_pairs(paths, self.scale, color, gray_recipe, progress=progress, disk_cache=disk_cache)
+        if pairs.lr[0].shape[0] != 1:
+            raise ValueError("a NeighbourhoodBank holds one-channel (gray) images only")
+        self.image_count = len(pairs.lr)
+        self.rng = np.random.default_rng(seed)
+        sizes = np.array([lr.shape[1] * lr.shape[2] for lr in pairs.lr])
+        total = int(sizes.sum())
+        # which pixels: all of them, or a seeded uniform draw (sorted, so images are visited in order)
+        chosen = np.arange(total) if total <= max_pixels else np.sort(
+            self.rng.choice(total, size=max_pixels, replace=False))
+        starts = np.concatenate([[0], np.cumsum(sizes)])
+        self.features = np.empty((len(chosen), self.kernel**2), dtype=np.float32)
+        self.targets = np.empty((len(chosen), self.scale**2), dtype=np.float32)
+        radius, s, row = self.kernel // 2, self.scale, 0
+        for index, (lr, hr) in enumerate(zip(pairs.lr, pairs.hr)):
+            lo, hi = np.searchsorted(chosen, [starts[index], starts[index + 1]])
+            if hi == lo:
+                continue
+            height, width = lr.shape[1:]
+            local = chosen[lo:hi] - starts[index]
+            ys, xs = local // width, local % width
+            padded = np.pad(lr[0], radius)
+            windows = np.lib.stride_tricks.sliding_window_view(padded, (self.kernel, self.kernel))
+            blocks = hr[0, :height * s, :width * s].reshape(height, s, width, s).transpose(0, 2, 1, 3)
+            self.features[row:row + hi - lo] = windows[ys, xs].reshape(hi - lo, -1)
+            self.targets[row:row + hi - lo] = blocks[ys, xs].reshape(hi - lo, -1)
+            row += hi - lo
+        self.tap_orders = dihedral_orders(self.kernel)
+        self.block_orders = dihedral_orders(self.scale)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def second_moment(self) -> np.ndarray:
+        """``E[x x^T]`` of the neighbourhoods (float64, ``K^2 x K^2``), averaged over the 8
+        flips/rotations when training augments (then it commutes with every tap permutation)."""
+        moment = np.zeros((self.kernel**2, self.kernel**2))
+        for start in range(0, len(self), 1 << 16):
+            chunk = self.features[start:start + (1 << 16)].astype(np.float64)
+            moment += chunk.T @ chunk
+        moment /= max(1, len(self))
+        if self.augment:
+            moment = np.mean([moment[np.ix_(order, order)] for order in self.tap_orders], axis=0)
+        return moment
+
+    def transform_features(self, matrix: np.ndarray) -> None:
+        """Replace every neighbourhood ``x`` by ``x @ matrix`` (e.g. a whitening; a matrix that
+        commutes with the tap permutations keeps augmentation exact)."""
+        matrix = np.asarray(matrix, dtype=np.float32)
+        for start in range(0, len(self), 1 << 16):
+            self.features[start:start + (1 << 16)] = self.features[start:start + (1 << 16)] @ matrix
+
+    def sample(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(features, targets)``: ``count x K^2`` and ``count x s^2`` float32, each pixel
+        flipped/rotated by one of 8 codes drawn uniformly (identity when not augmenting)."""
+        rows = self.rng.integers(0, len(self), size=count)
+        codes = self.rng.integers(0, 8 if self.augment else 1, size=count)
+        features = np.take_along_axis(self.features[rows], self.tap_orders[codes], axis=1)
+        targets = np.take_along_axis(self.targets[rows], self.block_orders[codes], axis=1)
+        return features, targets

@@ -76,35 +76,56 @@ class EdgeSRSingleLayer(SRModel):
         """HR feature maps split into ``groups`` tensors of ``C`` channels each."""
         return torch.split(self.pixel_shuffle(self.filter(x)), self.channels, dim=1)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(*self.upscaled_groups(x)).unsqueeze(1)
+
+    # Pixel-wise training (search/train/pixelwise.py). Each output block of s x s HR pixels
+    # depends only on the K x K LR neighbourhood of one LR pixel, so the model can be trained
+    # on single pixels' neighbourhoods instead of patches: one matrix product, then the head.
+    @property
+    def pixel_filter(self) -> nn.Parameter:
+        """The only trained tensor: ``groups * s^2 * C`` filters of one ``K x K`` input channel."""
+        return self.filter.weight
+
+    def per_pixel(self, filtered: torch.Tensor) -> torch.Tensor:
+        """``P x (groups * C * s^2)`` filter responses of P LR pixels (the conv's channel order)
+        -> ``P x s^2`` HR values, sub-pixel ``i * s + j`` at HR offset ``(i, j)`` as after the
+        pixel shuffle. The same head as :meth:`forward`, applied before the shuffle."""
+        grouped = filtered.view(filtered.shape[0], self.groups, self.channels, self.scale**2)
+        return self.head(*grouped.unbind(dim=1))
+
+    def head(self, *groups: torch.Tensor) -> torch.Tensor:
+        """The reduction over the C channels (dim 1) of each group (value, key, query maps)."""
+        raise NotImplementedError
+
 
 class EdgeSRMax(EdgeSRSingleLayer):
     groups = 1
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        (filtered,) = self.upscaled_groups(x)
-        return filtered.max(dim=1, keepdim=True)[0]
+    def head(self, filtered):
+        return filtered.max(dim=1)[0]
 
 
 class EdgeSRTM(EdgeSRSingleLayer):
     groups = 2
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        value, key = self.upscaled_groups(x)
-        return torch.sum(value * torch.softmax(key, dim=1), dim=1, keepdim=True)
+    def head(self, value, key):
+        return torch.sum(value * torch.softmax(key, dim=1), dim=1)
 
 
 class EdgeSRTR(EdgeSRSingleLayer):
     groups = 3
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        value, query, key = self.upscaled_groups(x)
-        return torch.sum(value * torch.softmax(query * key, dim=1), dim=1, keepdim=True)
+    def head(self, value, query, key):
+        return torch.sum(value * torch.softmax(query * key, dim=1), dim=1)
 
 
-# One linear layer trains at a far larger learning rate, and needs more steps to settle
-# (tuned with `python -m search.experiments retrain_esr`); `paper`: the 4-pixel loss border
-# the eSR authors' training crops (docs/training.md).
-ONE_LAYER_BUDGETS = {"quick": {"lr": 0.03, "steps": 6000}, "paper": {"loss_border": 4}}
+# `quick`: pixel-wise training (search/train/pixelwise.py: whitened single-pixel
+# neighbourhoods, 1000 steps of 4096 pixels at lr 0.03; on Set14 as good as or better than
+# 6000 steps on patches, 5-18x faster: benchmarks/train_speed.py); `paper`: the 4-pixel loss
+# border the eSR authors' training crops (docs/training.md).
+ONE_LAYER_BUDGETS = {"quick": {"sampling": "pixels", "steps": 1000, "pixels_per_step": 4096, "lr": 0.03},
+                     "paper": {"loss_border": 4}}
 # The small eSR-paper CNNs (eSR-CNN, ESPCN, FSRCNN) and the Bicubic baseline.
 SMALL_CNN_BUDGETS = {"quick": {"lr": 0.003, "loss_border": 4}, "paper": {"loss_border": 4}}
 

@@ -32,6 +32,7 @@ from search.schema import NUMBER_TEXT, validate
 
 PARAMS_FILE = REPO_ROOT / "params.yaml"
 LR_SCHEDULES = ("constant", "cosine", "step")
+SAMPLINGS = ("patches", "pixels")
 
 # Every key a budget may set, with the value used when it does not.
 BUDGET_DEFAULTS: dict[str, Any] = {
@@ -50,8 +51,10 @@ BUDGET_DEFAULTS: dict[str, Any] = {
     "augment": True,          # random flips / 90-degree rotations
     "loss_border": 0,         # LR pixels at each patch edge left out of the L1 term
     "final_loss_window": 0.1,  # final_loss = mean loss over this fraction of the last steps
+    "sampling": "patches",    # patches | pixels (one-layer models: whitened single pixels, search/train/pixelwise.py)
+    "pixels_per_step": 4096,  # sampling: pixels: LR pixels per batch (batch_size, patch_size, loss_border unused)
 }
-_INT_KEYS = ("steps", "batch_size", "patch_size", "warmup_steps", "loss_border")
+_INT_KEYS = ("steps", "batch_size", "patch_size", "warmup_steps", "loss_border", "pixels_per_step")
 _FLOAT_KEYS = ("lr", "min_lr", "gamma", "weight_decay", "grad_clip", "final_loss_window")
 
 # JSON schemas (search/schema.py) of a budget's settings, of a budget, of params.yaml: the
@@ -75,6 +78,8 @@ BUDGET_SETTINGS: dict[str, dict] = {
     "augment": {"type": "boolean"},
     "loss_border": {"type": "integer", "minimum": 0},
     "final_loss_window": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+    "sampling": {"enum": list(SAMPLINGS)},
+    "pixels_per_step": {"type": "integer", "minimum": 1},
 }
 _SETTINGS_SCHEMA = {"type": "object", "properties": BUDGET_SETTINGS, "additionalProperties": False}
 BUDGET_SCHEMA: dict = {

@@ -27,12 +27,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from search.data.training import PatchSampler
+from search.data.training import NeighbourhoodBank, PatchSampler
 from search.errors import UserError
 from search.models.registry import create_model, resolve_protocol
 from search.models.weights import save_weights
 from search.train.budgets import learning_rate_at, resolve_budget
 from search.train.losses import training_loss
+from search.train.pixelwise import PixelwiseObjective, supports_pixelwise
 
 
 class TrainingDiverged(RuntimeError):
@@ -121,19 +122,31 @@ def train_model(model: nn.Module, budget: str | dict, *, train_sets=("T91",), se
     reinitialised = reinit and reinitialise_from_id(model, seed)
     seed_everything(seed)  # the same RNG state for the steps whether or not we rebuilt
 
-    if 2 * settings["loss_border"] >= settings["patch_size"] // scale:
-        raise UserError(f"budget {settings['name']!r}: loss_border {settings['loss_border']} leaves "
-                        f"nothing of a {settings['patch_size'] // scale}-pixel LR patch at x{scale}")
-    sampler = PatchSampler(train_sets, scale=scale, patch_size=settings["patch_size"], color=color,
-                           gray_recipe=recipe, seed=seed, data_root=data_root, augment=settings["augment"],
-                           progress=progress)
     model.to(device)
     model.train()
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    if not parameters:
-        # Fixed models (the Bicubic baseline): nothing to train; report their loss on one batch.
-        return _untrainable_result(model, sampler, settings, device, out_dir, data_recipe,
-                                   seed, train_sets)
+    if settings["sampling"] == "pixels":
+        if not supports_pixelwise(model):
+            raise UserError(f"budget {settings['name']!r}: sampling 'pixels' trains one-layer models "
+                            f"(a per-pixel head: eSR-MAX, eSR-TM, eSR-TR), not {name}")
+        bank = NeighbourhoodBank(train_sets, scale=scale, kernel=model.kernel, color=color,
+                                 gray_recipe=recipe, seed=seed, data_root=data_root,
+                                 augment=settings["augment"], progress=progress)
+        objective = PixelwiseObjective(model, bank, settings["pixels_per_step"], device)
+        train_images = bank.image_count
+    else:
+        if 2 * settings["loss_border"] >= settings["patch_size"] // scale:
+            raise UserError(f"budget {settings['name']!r}: loss_border {settings['loss_border']} leaves "
+                            f"nothing of a {settings['patch_size'] // scale}-pixel LR patch at x{scale}")
+        sampler = PatchSampler(train_sets, scale=scale, patch_size=settings["patch_size"], color=color,
+                               gray_recipe=recipe, seed=seed, data_root=data_root, augment=settings["augment"],
+                               progress=progress)
+        if not any(p.requires_grad for p in model.parameters()):
+            # Fixed models (the Bicubic baseline): nothing to train; report their loss on one batch.
+            return _untrainable_result(model, sampler, settings, device, out_dir, data_recipe,
+                                       seed, train_sets)
+        objective = PatchObjective(model, sampler, settings, device)
+        train_images = len(sampler)
+    parameters = objective.parameters
     optimizer = torch.optim.Adam(parameters, lr=settings["lr"], betas=tuple(settings["betas"]),
                                  weight_decay=settings["weight_decay"])
 
@@ -149,10 +162,8 @@ def train_model(model: nn.Module, budget: str | dict, *, train_sets=("T91",), se
         lr_now = learning_rate_at(step, settings)
         for group in optimizer.param_groups:
             group["lr"] = lr_now
-        lr_np, hr_np = sampler.sample(settings["batch_size"])
-        batch = {"lr": torch.from_numpy(lr_np).to(device), "hr": torch.from_numpy(hr_np).to(device)}
         optimizer.zero_grad(set_to_none=True)
-        total, terms = training_loss(model, batch, step / steps, border=settings["loss_border"])
+        total, terms = objective.loss(step / steps)
         value = float(total.detach())
         if not math.isfinite(value):
             bar.close()
@@ -171,6 +182,7 @@ def train_model(model: nn.Module, budget: str | dict, *, train_sets=("T91",), se
             history.append({"step": step + 1, "loss": float(recent), "lr": lr_now})
             bar.set_postfix(loss=f"{recent:.4g}", refresh=False)
     bar.close()
+    objective.finish()
     train_time = time.perf_counter() - start
     model.eval()
     final_loss = float(losses[-window:].mean())
@@ -187,12 +199,30 @@ def train_model(model: nn.Module, budget: str | dict, *, train_sets=("T91",), se
         "first_loss": float(losses[:window].mean()),
         "budget": settings["name"],
         "data_recipe": data_recipe,
-        "train_images": len(sampler),
+        "train_images": train_images,
+        "sampling": settings["sampling"],
         "reinitialised": bool(reinitialised),
         "trainable": True,
     }
     _save(model, result, out_dir, seed, train_sets, settings, history)
     return result
+
+
+class PatchObjective:
+    """The training loss (L1 + the family's terms) on batches of aligned HR/LR patches."""
+
+    def __init__(self, model: nn.Module, sampler: PatchSampler, settings: dict, device):
+        self.model, self.sampler, self.device = model, sampler, device
+        self.batch_size, self.border = settings["batch_size"], settings["loss_border"]
+        self.parameters = [p for p in model.parameters() if p.requires_grad]
+
+    def loss(self, progress: float) -> tuple[torch.Tensor, dict]:
+        lr_np, hr_np = self.sampler.sample(self.batch_size)
+        batch = {"lr": torch.from_numpy(lr_np).to(self.device), "hr": torch.from_numpy(hr_np).to(self.device)}
+        return training_loss(self.model, batch, progress, border=self.border)
+
+    def finish(self) -> None:
+        pass  # the model's own parameters were trained
 
 
 def _save(model, result, out_dir, seed, train_sets, settings, history) -> None:
