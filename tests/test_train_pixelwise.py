@@ -18,7 +18,11 @@ from search.errors import UserError
 from search.models import create_model
 from search.paths import SHIPPED_DATA
 from search.train import resolve_budget, train_model
-from search.train.pixelwise import PixelwiseObjective, supports_pixelwise, whitening_matrix
+from search.train.pixelwise import (
+    PixelwiseObjective,
+    supports_pixelwise,
+    whitening_matrix,
+)
 
 ESR = get_protocol("esr")
 
@@ -71,22 +75,23 @@ def test_pixel_sampling_of_another_family_is_a_user_error(train_dir):
 
 
 @pytest.mark.parametrize("scale,kernel", [(2, 3), (3, 5)])
-def test_bank_holds_padded_neighbourhoods_and_hr_blocks(train_dir, scale, kernel):
+def test_bank_holds_inner_neighbourhoods_and_hr_blocks(train_dir, scale, kernel):
     bank = NeighbourhoodBank((train_dir,), scale=scale, kernel=kernel, gray_recipe=ESR, seed=0)
     pairs = load_pairs(sorted(train_dir.iterdir()), scale, "gray", ESR)
-    assert len(bank) == sum(lr.shape[1] * lr.shape[2] for lr in pairs.lr)  # small set: every pixel
     r = kernel // 2
+    # small set: every pixel whose neighbourhood lies inside the image, row-major per image
+    assert len(bank) == sum((lr.shape[1] - 2 * r) * (lr.shape[2] - 2 * r) for lr in pairs.lr)
     row = 0
     for lr, hr in zip(pairs.lr, pairs.hr):
         height, width = lr.shape[1:]
-        padded = np.zeros((height + 2 * r, width + 2 * r), np.float32)
-        padded[r:r + height, r:r + width] = lr[0]
-        for y, x in ((0, 0), (height - 1, width - 1), (height // 2, 1)):
-            index = row + y * width + x
-            assert np.array_equal(bank.features[index], padded[y:y + kernel, x:x + kernel].ravel())
+        inner_width = width - 2 * r
+        for y, x in ((r, r), (height - 1 - r, width - 1 - r), (height // 2, r + 1)):
+            index = row + (y - r) * inner_width + (x - r)
+            assert np.array_equal(bank.features[index], lr[0, y - r:y + r + 1, x - r:x + r + 1].ravel())
             block = hr[0, scale * y:scale * (y + 1), scale * x:scale * (x + 1)]
             assert np.array_equal(bank.targets[index], block.ravel())
-        row += height * width
+        row += (height - 2 * r) * inner_width
+    assert row == len(bank)
 
 
 def test_bank_draws_at_most_max_pixels_without_repeats(train_dir):

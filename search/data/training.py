@@ -301,8 +301,11 @@ class NeighbourhoodBank:
     For models whose ``s x s`` output block depends only on the ``K x K`` LR neighbourhood of
     one LR pixel (the one-layer eSR models), a batch of independent pixels trains the same
     function as a batch of patches, without patch borders and with no pixel seen twice in a
-    batch. The neighbourhood is taken from the whole LR image zero-padded by ``K // 2``, as the
-    model's convolution pads it at inference. ``features`` is ``P x K^2`` (row-major taps),
+    batch. Only pixels whose whole neighbourhood lies inside the image are kept (``K // 2`` LR
+    pixels at each image edge are left out): the zero padding the convolution sees at an image
+    edge is a small share of a test image but up to a quarter of a small training image's
+    pixels at x3-x4, and fitting it cost 0.15-0.25 dB on Set14 (measured, docs/training.md),
+    as patch edges do without a loss border. ``features`` is ``P x K^2`` (row-major taps),
     ``targets`` ``P x s^2`` (sub-pixel ``i * s + j``); a flip/rotation (``augment``) of the
     image permutes both in the same way (:func:`dihedral_orders`). Gray (one-channel) only.
     """
@@ -324,7 +327,12 @@ class NeighbourhoodBank:
             raise ValueError("a NeighbourhoodBank holds one-channel (gray) images only")
         self.image_count = len(pairs.lr)
         self.rng = np.random.default_rng(seed)
-        sizes = np.array([lr.shape[1] * lr.shape[2] for lr in pairs.lr])
+        radius = self.kernel // 2
+        inner = [(max(0, lr.shape[1] - 2 * radius), max(0, lr.shape[2] - 2 * radius)) for lr in pairs.lr]
+        sizes = np.array([height * width for height, width in inner])
+        if sizes.sum() == 0:
+            raise DataError(f"no image of training sets {list(train_sets)} is larger than a {kernel}x{kernel} "
+                            f"LR neighbourhood at x{scale}")
         total = int(sizes.sum())
         # which pixels: all of them, or a seeded uniform draw (sorted, so images are visited in order)
         chosen = np.arange(total) if total <= max_pixels else np.sort(
@@ -332,19 +340,19 @@ class NeighbourhoodBank:
         starts = np.concatenate([[0], np.cumsum(sizes)])
         self.features = np.empty((len(chosen), self.kernel**2), dtype=np.float32)
         self.targets = np.empty((len(chosen), self.scale**2), dtype=np.float32)
-        radius, s, row = self.kernel // 2, self.scale, 0
+        s, row = self.scale, 0
         for index, (lr, hr) in enumerate(zip(pairs.lr, pairs.hr)):
             lo, hi = np.searchsorted(chosen, [starts[index], starts[index + 1]])
             if hi == lo:
                 continue
             height, width = lr.shape[1:]
             local = chosen[lo:hi] - starts[index]
-            ys, xs = local // width, local % width
-            padded = np.pad(lr[0], radius)
-            windows = np.lib.stride_tricks.sliding_window_view(padded, (self.kernel, self.kernel))
+            # window (i, j) of the unpadded image is the neighbourhood of LR pixel (i + r, j + r)
+            ys, xs = local // inner[index][1], local % inner[index][1]
+            windows = np.lib.stride_tricks.sliding_window_view(lr[0], (self.kernel, self.kernel))
             blocks = hr[0, :height * s, :width * s].reshape(height, s, width, s).transpose(0, 2, 1, 3)
             self.features[row:row + hi - lo] = windows[ys, xs].reshape(hi - lo, -1)
-            self.targets[row:row + hi - lo] = blocks[ys, xs].reshape(hi - lo, -1)
+            self.targets[row:row + hi - lo] = blocks[ys + radius, xs + radius].reshape(hi - lo, -1)
             row += hi - lo
         self.tap_orders = dihedral_orders(self.kernel)
         self.block_orders = dihedral_orders(self.scale)

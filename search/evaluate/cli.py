@@ -7,6 +7,11 @@ Examples::
     python -m search.evaluate --model IMDN_s4 --weights IMDN_x4.pth --data /data/Urban100
     python -m search.evaluate --model 'eSR-MAX_s2_*' --csv reports/esr_max_s2.csv
     python -m search.evaluate --models-from ids.txt --csv out.csv
+
+Each test set used is named on stderr with where it was found (``Set5: 5 images from
+/path/to/Set5``). A missing or bad set does not stop the others: the sets that work are
+evaluated and printed / written as usual, then each failed set gives one line
+``error: <set or path>: <problem>`` on stderr and the exit status is 2.
 """
 
 from __future__ import annotations
@@ -14,11 +19,19 @@ from __future__ import annotations
 import argparse
 import csv
 import fnmatch
+import os
 import sys
 import time
 from pathlib import Path
 
-from search.errors import ModelIdError, UserError, WeightsError, cli_main
+from search.errors import (
+    EXIT_USER_ERROR,
+    DataError,
+    ModelIdError,
+    UserError,
+    WeightsError,
+    cli_main,
+)
 from search.jsonio import dumps_json
 
 DEFAULT_SETS = ("Set5", "Set14")
@@ -111,7 +124,12 @@ def build_model(model_id: str, scale: int | None, weights: str | None):
         from search.evaluate.baselines import MatlabBicubic
 
         return MatlabBicubic(scale)
-    from search.models import create_model, load_weights, parse_model_id, released_weights_path
+    from search.models import (
+        create_model,
+        load_weights,
+        parse_model_id,
+        released_weights_path,
+    )
 
     spec_id = model_id
     if "_s" not in model_id and scale is not None:
@@ -152,13 +170,70 @@ def _row(model, protocol_name, result, published) -> dict:
     return row
 
 
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _set_error(label: str, exc: BaseException) -> str:
+    """``<set or path>: <problem>``; a message that starts with the set's path (its folder,
+    or an image in it) is kept as it is."""
+    message = _one_line(exc)
+    if message.startswith((label, str(Path(label).expanduser()))):
+        return message
+    return f"{label}: {message}"
+
+
+def _source_line(spec: str, test_set, data_root: str | None) -> str:
+    """``Set5: 5 images from /abs/path``, noting a named set found outside the given data root."""
+    where = Path(test_set.path).absolute()
+    line = f"{test_set.name}: {len(test_set)} images from {where}"
+    crops = getattr(test_set, "crops", None)  # "<set>_x{k}" folder some images are read from
+    if crops is not None:
+        line += f" (x{getattr(test_set, 'crops_scale', '?')} crops from {Path(crops).absolute()})"
+    given_as_path = Path(spec).expanduser().absolute() == where
+    preferred, option = (data_root, "--data-root") if data_root else (os.environ.get("SR_DATA_ROOT"), "SR_DATA_ROOT")
+    if preferred and not given_as_path and not where.is_relative_to(Path(preferred).expanduser().absolute()):
+        line += f" (not under {option} {preferred})"
+    return line
+
+
+def _in_set(exc: DataError, test_set) -> bool:
+    """Whether ``exc`` is about a file of ``test_set`` (an image, a stored LR image, a crop)."""
+    if exc.path is None:
+        return False
+    path = Path(str(exc.path)).absolute()
+    folders = [test_set.path, test_set.lr_root, getattr(test_set, "crops", None)]
+    return any(path.is_relative_to(Path(folder).absolute()) for folder in folders if folder is not None)
+
+
+def _resolve_sets(specs: list[str], data_root: str | None):
+    """``([(index, spec, TestSet)], [(index, error line)])``: every set that resolves, one
+    line for each one that does not (``index``: its place among the --data options)."""
+    from search.data.datasets import find_test_set
+
+    found, errors = [], []
+    for index, spec in enumerate(specs):
+        try:
+            found.append((index, spec, find_test_set(spec, data_root=data_root)))
+        except UserError as exc:
+            errors.append((index, _set_error(spec, exc)))
+    return found, errors
+
+
 @cli_main
 def main(argv: list[str] | None = None) -> int:
+    """Evaluate every model on every test set that can be read.
+
+    A missing or bad test set (no such folder, no images, a corrupt or too small image) does
+    not stop the others: each gives one ``error: <set>: ...`` line on stderr at the end, the
+    results of the sets that worked are still printed (and written to --csv), and the exit
+    status is then 2. A bad model id, weights file or setting still stops the run at once
+    (exit 2, after the set errors met so far), an internal error too (exit 1).
+    """
     args = build_parser().parse_args(argv)
     import torch
 
-    from search.data.datasets import find_test_set
-    from search.evaluate.evaluator import evaluate_model, resolve_protocol
+    from search.evaluate.evaluator import evaluate_model, model_color, resolve_protocol
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -170,55 +245,100 @@ def main(argv: list[str] | None = None) -> int:
     model_ids = expand_model_ids(patterns)
     if args.weights and len(model_ids) > 1:
         raise UserError("--weights applies to a single --model")
-    test_sets = [find_test_set(d, data_root=args.data_root) for d in (args.data or DEFAULT_SETS)]
+    test_sets, errors = _resolve_sets(list(args.data or DEFAULT_SETS), args.data_root)
     batch = len(model_ids) > 1 or args.models_from is not None or any("*" in p for p in patterns)
+
+    def report_errors() -> None:
+        # each problem once, in the order of the --data options
+        for line in dict.fromkeys(line for _, line in sorted(errors, key=lambda e: e[0])):
+            print(f"error: {line}", file=sys.stderr, flush=True)
+
+    if not test_sets:  # nothing to evaluate on: the set errors are the whole answer
+        report_errors()
+        raise SystemExit(EXIT_USER_ERROR)
     published = _published_table() if (batch or args.csv) else {}
 
     results: dict[str, dict] = {}
     rows = []
+    # (set, scale, protocol, colour) whose data failed (a corrupt or too small image): the
+    # samples are the same for the next model with that key, so it is not tried again
+    bad_data: set[tuple] = set()
+    shown: set[str] = set()      # specs whose source line was printed
     started = time.perf_counter()
     outer = None
     if batch and not args.no_progress:
         from tqdm import tqdm
 
         outer = tqdm(total=len(model_ids), desc="models", unit="model", file=sys.stderr, dynamic_ncols=True)
-    for model_id in model_ids:
-        model = build_model(model_id, args.scale, args.weights)
-        protocol = resolve_protocol(model, args.protocol)
-        if args.gray_images:
-            protocol = protocol.with_options(gray_images=args.gray_images)
-        result = evaluate_model(model, test_sets, protocol=protocol, device=args.device,
-                                progress=not args.no_progress and not batch)
-        results[model.model_id] = result
-        rows.append(_row(model, protocol.name, result, published))
+
+    def note(line: str) -> None:
         if outer is not None:
-            outer.update(1)
-        elif not args.json:
-            for name, values in result.items():
-                print(f"{model.model_id} [{protocol.name}] {name}: PSNR {values['psnr']:.4f} dB, "
-                      f"SSIM {values['ssim']:.4f} ({values['images']} images)")
+            outer.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    try:
+        for model_id in model_ids:
+            model = build_model(model_id, args.scale, args.weights)
+            protocol = resolve_protocol(model, args.protocol)
+            if args.gray_images:
+                protocol = protocol.with_options(gray_images=args.gray_images)
+            result: dict[str, dict] = {}
+            data_key = (getattr(model, "scale", None), protocol.name, model_color(model))
+            for index, spec, test_set in test_sets:
+                if (index, *data_key) in bad_data:
+                    continue
+                try:
+                    result.update(evaluate_model(model, [test_set], protocol=protocol, device=args.device,
+                                                 progress=not args.no_progress and not batch))
+                except DataError as exc:
+                    if not _in_set(exc, test_set):  # e.g. a bad SR_MAX_IMAGE_PIXELS: stops the run
+                        raise
+                    bad_data.add((index, *data_key))  # a file of the set: the set's own problem
+                    errors.append((index, _set_error(spec, exc)))
+                    continue
+                if spec not in shown:
+                    shown.add(spec)
+                    note(_source_line(spec, test_set, args.data_root))
+                if outer is None and not args.json:
+                    values = result[test_set.name]
+                    print(f"{model.model_id} [{protocol.name}] {test_set.name}: PSNR {values['psnr']:.4f} dB, "
+                          f"SSIM {values['ssim']:.4f} ({values['images']} images)", flush=True)
+            results[model.model_id] = result
+            rows.append(_row(model, protocol.name, result, published))
+            if outer is not None:
+                outer.update(1)
+    except BaseException:
+        if outer is not None:
+            outer.close()
+        report_errors()  # the set problems met so far, then the error that stops the run
+        raise
     if outer is not None:
         outer.close()
     elapsed = time.perf_counter() - started
 
-    if args.csv:
-        out = Path(args.csv)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fields: list[str] = []
-        for row in rows:
-            fields.extend(k for k in row if k not in fields)
-        with out.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
-        print(f"wrote {out} ({len(rows)} models, {elapsed:.1f} s)", file=sys.stderr)
-    if args.json:
-        payload = results if batch else next(iter(results.values()))
-        print(dumps_json(payload))
-    elif batch and not args.csv:
-        for row in rows:
-            parts = [f"{k[5:]} {row[k]:.4f}" for k in row if k.startswith("psnr_")]
-            print(f"{row['model']}: " + ", ".join(parts))
+    if any(results.values()):  # something worked: print / write it, even if some sets failed
+        if args.csv:
+            out = Path(args.csv)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            fields: list[str] = []
+            for row in rows:
+                fields.extend(k for k in row if k not in fields)
+            with out.open("w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=fields)
+                writer.writeheader()
+                writer.writerows(rows)
+            print(f"wrote {out} ({len(rows)} models, {elapsed:.1f} s)", file=sys.stderr)
+        if args.json:
+            payload = results if batch else next(iter(results.values()))
+            print(dumps_json(payload), flush=True)
+        elif batch and not args.csv:
+            for row in rows:
+                parts = [f"{k[5:]} {row[k]:.4f}" for k in row if k.startswith("psnr_")]
+                print(f"{row['model']}: " + ", ".join(parts))
+    if errors:
+        report_errors()
+        raise SystemExit(EXIT_USER_ERROR)
     return 0
 
 

@@ -28,6 +28,7 @@ EXPERIMENTS = {
     "dasr_experts": "search.experiments.dasr_experts",
     "dasr_init_control": "search.experiments.dasr_init_control",
     "esr_cpu_latency": "search.experiments.esr_cpu_latency",
+    "esr_linear_bound": "search.experiments.esr_linear_bound",
     "esr_released_eval": "search.experiments.esr_released_eval",
     "imdn_ablation": "search.experiments.imdn_ablation",
     "imdn_reproduce": "search.experiments.imdn_reproduce",

@@ -1,7 +1,7 @@
 """Pareto front, hypervolume and plot of one study folder (``trials.csv`` of ``search.run``).
 
-    python -m search.report.fronts studies/esr --out reports/studies/esr [--objectives ...]
-        [--bicubic studies/bicubic/esr.json]
+    python -m search.report.fronts studies/esr_x2 --out reports/studies/esr_x2 [--objectives ...]
+        [--bicubic studies/bicubic/esr_x2.json]
 
 A front across scales is meaningless (x2 and x4 PSNR are not comparable), so everything is
 per scale: the finished trials of each scale make their own front, hypervolume and plot.

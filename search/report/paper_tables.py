@@ -13,6 +13,12 @@ only where both exist.
 Per paper ``<out>/<paper>.csv`` and ``<out>/<paper>.md``; the eSR paper has two tables
 (``esr_best``: the best model per family, scale and test set; ``esr_released``: the
 re-evaluation of all released models per family and scale).
+
+Test sets: the published eSR column ``BSDS100`` and the IMDN/SMSR column ``B100`` are the suite's
+set ``B100`` (``data/B100``; at x3 the 480x321 crops of ``data/B100_x3``, search.data.datasets);
+the eSR models' B100 values come from ``reports/esr_released_eval_b100.csv``
+(``esr_released_eval --b100 shown``: the models ``esr_best`` shows). Urban100 and Manga109 are
+not shipped: missing on the reproduced side.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from search.paths import PUBLISHED_DIR, REPO_ROOT
 
 PAPERS = ("esr", "imdn", "smsr", "adadsr", "dasr")
 ESR_SETS = ("Set5", "Set14", "BSDS100", "Urban100", "Manga109")
+# A published eSR test-set name -> the suite's set (the column suffix in its CSVs).
+ESR_OURS = {"BSDS100": "B100"}
 LONG_COLUMNS = ["item", "scale", "test_set", "metric", "reported", "reproduced", "difference",
                 "reported_source", "reproduced_source"]
 
@@ -41,6 +49,7 @@ class Inputs:
         self.root = Path(root)
         self.published = Path(published)
         self.esr_released = self.root / "reports" / "esr_released_eval.csv"
+        self.esr_released_b100 = self.root / "reports" / "esr_released_eval_b100.csv"
         self.imdn_released = self.root / "studies" / "released" / "imdn.csv"
         self.smsr_released = self.root / "studies" / "released" / "smsr.csv"
         self.adadsr_results = self.root / "studies" / "papers" / "adadsr" / "results.csv"
@@ -152,14 +161,27 @@ def costs_source(inputs: Inputs) -> str:
 
 
 # ----------------------------------------------------------------------------- eSR
+def esr_ours_column(test_set: str, metric: str = "psnr") -> str:
+    """The suite's column for a published eSR test set: ``psnr_BSDS100`` -> ``psnr_B100``."""
+    return f"{metric}_{ESR_OURS.get(test_set, test_set)}"
+
+
 def esr_tables(inputs: Inputs, out: Path) -> dict:
     published = read_csv(inputs.published / "esr_tests.csv")
     released = {r["model"]: r for r in read_csv(inputs.esr_released, required=False)}
+    # B100 (published BSDS100) is evaluated apart, for the models shown (esr_released_eval --b100)
+    b100 = {r["model"]: r for r in read_csv(inputs.esr_released_b100, required=False)}
     source_rep = "published/esr_tests.csv (eSR authors' results, REPORTED.md)"
     source_ours = f"{inputs.shown(inputs.esr_released)} (python -m search.experiments esr_released_eval, esr protocol)"
+    source_b100 = (f"{inputs.shown(inputs.esr_released_b100)} (python -m search.experiments esr_released_eval "
+                   f"--b100, esr protocol; B100 = BSDS100, x3 on the 480x321 crops of B100_x3)")
     groups = defaultdict(list)
     for r in published:
         groups[(r["family"], int(r["s"]))].append(r)
+
+    def ours(model_id: str, test_set: str) -> float | None:
+        table = b100 if test_set in ESR_OURS else released
+        return number(table.get(model_id, {}).get(esr_ours_column(test_set)))
 
     best_rows = []
     for (family, scale), members in sorted(groups.items()):
@@ -169,10 +191,11 @@ def esr_tables(inputs: Inputs, out: Path) -> dict:
             if not scored:
                 continue
             top = max(scored, key=lambda m: number(m[column]))
-            ours_same = number(released.get(top["model"], {}).get(column))
-            candidates = [(number(released[m["model"]].get(column)), m["model"]) for m in members
-                          if m["model"] in released and number(released[m["model"]].get(column)) is not None]
-            ours_best = max(candidates) if candidates else (None, None)
+            ours_same = ours(top["model"], test_set)
+            candidates = [(ours(m["model"], test_set), m["model"]) for m in members
+                          if ours(m["model"], test_set) is not None]
+            # The best by our numbers needs every model of the family and scale evaluated.
+            ours_best = max(candidates) if candidates and len(candidates) == len(members) else (None, None)
             diff = ours_same - number(top[column]) if ours_same is not None else None
             best_rows.append({
                 "family": family, "scale": scale, "test_set": test_set,
@@ -180,7 +203,8 @@ def esr_tables(inputs: Inputs, out: Path) -> dict:
                 "reproduced_psnr": ours_same, "difference": diff,
                 "reproduced_best_model": ours_best[1], "reproduced_best_psnr": ours_best[0],
                 "same_best_model": (None if ours_best[1] is None else ours_best[1] == top["model"]),
-                "reported_source": source_rep, "reproduced_source": source_ours if ours_same is not None else "",
+                "reported_source": source_rep,
+                "reproduced_source": (source_b100 if test_set in ESR_OURS else source_ours) if ours_same is not None else "",
             })
     write_table(best_rows, ["family", "scale", "test_set", "reported_best_model", "reported_psnr",
                             "reproduced_psnr", "difference", "reproduced_best_model",
@@ -188,28 +212,40 @@ def esr_tables(inputs: Inputs, out: Path) -> dict:
                 out, "esr_best", "eSR: best model per family, scale and test set (PSNR, dB)",
                 ["Reported: the best model of each family and scale in the authors' table of 1185 models. "
                  "Reproduced: the suite's evaluation of the released weights of the same model, and the "
-                 "best model by the suite's own numbers. Test sets not shipped with the suite "
-                 "(BSDS100, Urban100, Manga109) are missing on the reproduced side."])
+                 "best model by the suite's own numbers (missing unless every model of the family and "
+                 "scale was evaluated on that set). BSDS100 is the suite's B100 (`data/B100`; at x3 the "
+                 "480x321 crops of `data/B100_x3`), evaluated for the models shown here "
+                 "(`esr_released_eval --b100 shown`; `--b100 all` evaluates every model). Test sets not "
+                 "shipped with the suite (Urban100, Manga109) are missing on the reproduced side."])
 
     released_rows = []
-    rel_groups = defaultdict(list)
+    rel_groups, b100_groups = defaultdict(list), defaultdict(list)
     for r in released.values():
         rel_groups[(r["family"], int(r["scale"]))].append(r)
+    for r in b100.values():
+        b100_groups[(r["family"], int(r["scale"]))].append(r)
     for (family, scale), members in sorted(groups.items()):
-        ours = rel_groups.get((family, scale), [])
-        for test_set in ("Set5", "Set14"):
+        for test_set in ("Set5", "Set14", "BSDS100"):
+            if test_set in ESR_OURS:  # only when every model of the group was evaluated (--b100 all)
+                group = b100_groups.get((family, scale), [])
+                if len(group) < len(members):
+                    continue
+            else:
+                group = rel_groups.get((family, scale), [])
+            ours_name = ESR_OURS.get(test_set, test_set)
             rep = [number(m[f"psnr_{test_set}"]) for m in members]
-            rec = [number(m[f"psnr_{test_set}"]) for m in ours]
-            deltas = [number(m[f"delta_psnr_{test_set}"]) for m in ours]
+            rec = [number(m[f"psnr_{ours_name}"]) for m in group]
+            deltas = [number(m[f"delta_psnr_{ours_name}"]) for m in group]
             released_rows.append({
                 "family": family, "scale": scale, "test_set": test_set, "models": len(members),
-                "reproduced_models": len(ours),
+                "reproduced_models": len(group),
                 "reported_mean_psnr": sum(rep) / len(rep),
                 "reproduced_mean_psnr": (sum(rec) / len(rec)) if rec else None,
                 "delta_mean": (sum(deltas) / len(deltas)) if deltas else None,
                 "delta_max_abs": max(abs(d) for d in deltas) if deltas else None,
                 "share_within_0.05dB": (sum(abs(d) < 0.05 for d in deltas) / len(deltas)) if deltas else None,
-                "reported_source": source_rep, "reproduced_source": source_ours if ours else "",
+                "reported_source": source_rep,
+                "reproduced_source": (source_b100 if test_set in ESR_OURS else source_ours) if group else "",
             })
     write_table(released_rows, ["family", "scale", "test_set", "models", "reproduced_models",
                                 "reported_mean_psnr", "reproduced_mean_psnr", "delta_mean",
@@ -218,8 +254,11 @@ def esr_tables(inputs: Inputs, out: Path) -> dict:
                 out, "esr_released", "eSR: re-evaluation of the released models (PSNR, dB)",
                 ["Per family and scale: the mean PSNR over all models as reported and as reproduced from "
                  "the released weights, the mean and the largest absolute per-model difference "
-                 "(reproduced - reported) and the share of models within 0.05 dB."])
-    return {"esr_best_rows": len(best_rows), "esr_reproduced_models": len(released)}
+                 "(reproduced - reported) and the share of models within 0.05 dB. BSDS100 (the suite's "
+                 "B100) has rows only where every model was evaluated on it (`esr_released_eval --b100 "
+                 "all`); by default only the models of `esr_best` are."])
+    return {"esr_best_rows": len(best_rows), "esr_reproduced_models": len(released),
+            "esr_reproduced_models_b100": len(b100)}
 
 
 # ----------------------------------------------------------------------------- IMDN / SMSR
@@ -240,7 +279,8 @@ def standard_table(paper: str, published_name: str, released_path: Path, model_i
         model_id = model_id_of(scale)
         ours = released.get(scale, {})
         source_rep = f"published/{published_name}: {pub.get('source', '')}"
-        source_ours = f"{rel_path} (python -m search.evaluate, released weights, standard protocol)"
+        source_ours = (f"{rel_path} (python -m search.evaluate, released weights, standard protocol; "
+                       f"B100 at x3 on the 480x321 crops of B100_x3)")
         for column, value in pub.items():
             name, _, metric = column.rpartition("_")
             if metric not in ("psnr", "ssim") or not name:
@@ -258,7 +298,8 @@ def standard_table(paper: str, published_name: str, released_path: Path, model_i
     write_table(rows, LONG_COLUMNS, out, paper, title,
                 ["Reported values from the paper (file and source below); reproduced PSNR/SSIM from the "
                  "released weights through the suite's evaluator (MATLAB-bicubic LR, Y channel, scale-pixel "
-                 "border); test sets not shipped with the suite and scales without released weights are "
+                 "border; B100 = `data/B100`, at x3 its 480x321 crops in `data/B100_x3`); test sets not "
+                 "shipped with the suite (Urban100, Manga109) and scales without released weights are "
                  "missing. Parameters and MACs (1280x720 output) are counted from the registry's model "
                  "(`python -m search.experiments paper_costs`)."])
     return {f"{paper}_rows": len(rows), f"{paper}_reproduced": sum(r["reproduced"] is not None for r in rows)}

@@ -32,6 +32,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -312,6 +313,7 @@ def make_trial_recorder(*args, **kwargs):
         def __init__(self, table: TrialsCsv, total: int, done: int, objectives: list[str], verbose: int):
             self.table, self.total, self.done = table, total, done
             self.objectives, self.verbose = objectives, verbose
+            self.started = time.perf_counter()
             self.written: set[str] = set()
             self.count = 0  # finished trials (complete or failed) written by this run
             self.repeats = 0  # proposals of completed configurations (not trained again)
@@ -332,8 +334,11 @@ def make_trial_recorder(*args, **kwargs):
                 shown = ", ".join(f"{o}={row.get(o):.4g}" for o in self.objectives
                                   if isinstance(row.get(o), (int, float)) and math.isfinite(row.get(o)))
                 detail = shown if row.get("status") == STATUS_COMPLETE else row.get("error", "")
+                left = self.total - self.done - self.count
+                eta = (f" (ETA {format_duration((time.perf_counter() - self.started) / self.count * left)})"
+                       if left > 0 and self.count else "")
                 print(f"[{self.done + self.count}/{self.total}] trial {row['trial']} "
-                      f"{row.get('config_id')}: {row.get('status')} {detail}", flush=True)
+                      f"{row.get('config_id')}: {row.get('status')} {detail}{eta}", flush=True)
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             if "status" in result:
@@ -490,6 +495,7 @@ def _run_locked(options, space, objectives, seed, inputs: StudyInputs, out_dir, 
                                   "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     define = DefineByRun(space, table, metric_names)
     _add_missing_rows(rdb_study, rows, space, define, metric_names, log)
+    remove_unfinished_trial_folders(out_dir, rows, log)
 
     summary = StudySummary(out_dir, table.path, storage_url, study_name, trials_target)
     remaining = trials_target - _finished(rows)
@@ -529,7 +535,7 @@ def _run_locked(options, space, objectives, seed, inputs: StudyInputs, out_dir, 
             sampler_seed = continued_seed(seed, finished_so_far)
             ran, repeats, fit_s = _fit(define, options, settings, memory_storage, study_name, metric_names,
                                        modes, sampler_seed, remaining, trials_target - remaining,
-                                       trials_target, table, pipeline)
+                                       trials_target, table, pipeline, show_plan=not summary.fit_s)
             summary.ran_now += ran
             summary.fit_s += fit_s
             remaining -= ran
@@ -549,6 +555,22 @@ def _run_locked(options, space, objectives, seed, inputs: StudyInputs, out_dir, 
         log(f"warning: not copied to {redact_url(storage_url)}: {problem} (the row is in trials.csv; --resume adds it)")
     summary.rows = table.read()
     return summary
+
+
+def remove_unfinished_trial_folders(out_dir: Path, rows: list[dict[str, str]], log) -> None:
+    """Delete the folders of trials an interrupt stopped (no trials.csv row: not finished).
+
+    They hold a half-done trial's training output, and the configuration's next attempt
+    (on --resume) may get the same number; a finished trial always has its row.
+    """
+    finished = {f"{int(r['trial']):05d}_{r.get('config_id', '')}" for r in rows if (r.get("trial") or "").isdigit()}
+    folder = out_dir / "trials"
+    stale = [d for d in folder.iterdir() if d.is_dir() and d.name not in finished] if folder.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    if stale:
+        log(f"removed {len(stale)} folder(s) of trials an interrupt stopped before they finished "
+            f"({', '.join(sorted(p.name for p in stale))})")
 
 
 def space_exhausted(space: Space, define: DefineByRun) -> bool:
@@ -703,7 +725,7 @@ def _quiet_tune(verbose: int) -> None:
 
 
 def _fit(define, options, settings, memory_storage, study_name, metric_names, modes, seed,
-         remaining, finished, trials_target, table, pipeline) -> tuple[int, int, float]:
+         remaining, finished, trials_target, table, pipeline, show_plan=False) -> tuple[int, int, float]:
     """One Tuner run of at most ``remaining`` trials; (finished trials, repeats, seconds)."""
     import ray
     from ray import tune
@@ -729,6 +751,9 @@ def _fit(define, options, settings, memory_storage, study_name, metric_names, mo
             concurrency = 1
         else:
             concurrency = max(1, int(ray.available_resources().get("CPU", 1) // options.cpus_per_trial))
+        if options.verbose and show_plan:  # once per run, before the first Tuner round
+            print(study_plan(define.space, options, settings, concurrency, remaining, trials_target, table),
+                  flush=True)
         recorder = make_trial_recorder(table, trials_target, finished, metric_names, options.verbose)
         trainable = tune.with_resources(
             tune.with_parameters(tune_trainable, settings=settings, pipeline=pipeline),
@@ -752,6 +777,64 @@ def _fit(define, options, settings, memory_storage, study_name, metric_names, mo
     finally:
         if started_ray:
             ray.shutdown()
+
+
+def format_duration(seconds: float) -> str:
+    """'45 s', '12 min', '2.5 h'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _budget_line(space: Space, settings: TrialSettings) -> str:
+    """'quick: eSR-MAX, eSR-TM 1000 steps (pixels); Bicubic not trained' from the resolved budgets."""
+    if settings.budget is None:
+        return "each family's default"
+    groups: dict[str, list[str]] = {}
+    for family in space.families:
+        resolved = settings.budget.for_family(family)
+        if family == "Bicubic":
+            key = "not trained"
+        else:
+            key = f"{resolved['steps']} steps" + (" of single pixels" if resolved.get("sampling") == "pixels" else "")
+        groups.setdefault(key, []).append(family)
+    return f"{settings.budget.name}: " + "; ".join(f"{', '.join(f)} {k}" for k, f in groups.items())
+
+
+def study_plan(space: Space, options: StudyOptions, settings: TrialSettings, concurrency: int, remaining: int,
+               total: int, table: TrialsCsv) -> str:
+    """What the study is about to do, printed before its first trial."""
+    size = space.size
+    configurations = f"{size} configurations" if size is not None else "a continuous space"
+    scales = ", ".join(f"x{s}" for s in sorted({s for f in space.families.values() for s in f.scales}))
+    kind, _ = latency_plan(settings.device)
+    rows = [r for r in table.read() if r.get("status") == STATUS_COMPLETE]
+    times = [float(r["trial_time_s"]) for r in rows if (r.get("trial_time_s") or "").replace(".", "", 1).isdigit()]
+    if times:
+        estimate = (f"~{format_duration(sum(times) / len(times) * remaining / max(1, concurrency))} "
+                    f"(this study's {len(times)} finished trials took {format_duration(sum(times) / len(times))} "
+                    f"each, {concurrency} at a time)")
+    else:
+        estimate = "measured from the first trials: each trial line shows the ETA"
+    out = Path(options.out)
+    lines = [
+        "plan:",
+        f"  space       {options.space} ({space.name}): {configurations} at {scales}, {len(space.families)} families",
+        f"  sampler     {options.sampler} (seed {settings.seed})"
+        + (f", after the initial design '{options.initial_design}'" if options.sampler != "grid" else ""),
+        f"  budget      {_budget_line(space, settings)}"
+        + (" (SMOKE: exercises the pipeline; the models' PSNR means nothing)"
+           if settings.budget is not None and settings.budget.name == "smoke" else ""),
+        f"  trials      {remaining} to run, {total} in all; {concurrency} at a time",
+        f"  device      {settings.device.name}: latency {kind}",
+        f"  time        {estimate}",
+        f"  results     {out / 'trials.csv'}",
+        f"  resume      python -m search.run {options.space} --out {out} --resume",
+        f"  dashboard   optuna-dashboard {redact_url(options.storage or default_storage(out))}",
+    ]
+    return "\n".join(lines)
 
 
 def dry_run(space_path: str, out: str | None, *, log=print, scales=None) -> list[dict[str, Any]]:
