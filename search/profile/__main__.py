@@ -3,10 +3,12 @@
 Sub-commands::
 
     profile   --model ID [--device cpu] [--output-size 1080x1920] [--predict|--measure] [--json]
-    predictor --device jetson|rpi|maxq|all [--cv 5] [--lofo] [--save] [--report] [--json]
+    predictor --device jetson|rpi|maxq|all [--cv 5] [--lofo] [--save] [--report] [--json] [--no-progress]
     onnx      --model ID --out FILE.onnx [--weights PATH]
     devices   (list the device profiles)
     report    (re-render reports/latency_predictor.md from stored predictors, no refit)
+    transfer  --target jetson|maxq|rpi|cpu [--shots 5,10,20,50] [--repeats 5] [--seed 0] [--json]
+              (few-shot transfer to a device from the other devices' tables; see docs/profiling.md)
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ def _build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--limit", type=int, help="use only this many models (quick checks)")
     pred.add_argument("--trees", type=int, help="boosted trees (default: the stored setting, 800)")
     pred.add_argument("--json", action="store_true", help="print one JSON object (per device)")
+    pred.add_argument("--no-progress", action="store_true",
+                      help="no progress bars on stderr (tracing the models, CV folds, fits)")
 
     onnx = sub.add_parser("onnx", help="export a model to ONNX and check it against torch")
     onnx.add_argument("--model", required=True)
@@ -68,6 +72,20 @@ def _build_parser() -> argparse.ArgumentParser:
     onnx.add_argument("--lr-size", type=_size, default=(20, 28),
                       help="LR input HEIGHTxWIDTH to trace and check with; the size of a static "
                            "graph where H/W cannot be dynamic (default 20x28)")
+
+    tr = sub.add_parser("transfer", help="few-shot latency transfer to a device: error on the rest "
+                                         "of the eSR grid vs K measured models, with two baselines")
+    tr.add_argument("--target", required=True, help="jetson (agx), maxq, rpi or cpu (this suite's "
+                                                    "measured CPU table)")
+    tr.add_argument("--shots", default="5,10,20,50",
+                    help="K, or a comma-separated list of K (default 5,10,20,50)")
+    tr.add_argument("--repeats", type=int, default=5, help="seeded shot designs averaged per K (default 5)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--no-graph", action="store_true",
+                    help="do not trace the models (about a minute): transfer from the other devices "
+                         "and MACs only, and no shots-only baseline")
+    tr.add_argument("--json", action="store_true", help="print one JSON object")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar while tracing")
 
     sub.add_parser("devices", help="list device profiles")
     sub.add_parser("report", help="re-render reports/latency_predictor.md from the stored "
@@ -125,7 +143,7 @@ def _cmd_predictor(args) -> int:
         if not profiles[0].has_predictor_data:
             raise UserError(f"device {profiles[0].name!r} has no published measurements "
                             f"(published_column) to fit a predictor on")
-    progress = not args.json and sys.stderr.isatty()
+    progress = not args.no_progress  # bars go to stderr: --json output on stdout stays clean
     report_rows = []
     summaries = {}
     for profile in profiles:
@@ -140,7 +158,7 @@ def _cmd_predictor(args) -> int:
                                                      progress=progress)
             summary["leave_one_family_out"] = lofo
         if args.save:
-            fitted = P.fit_predictor(profile, data, gbm_settings=settings)
+            fitted = P.fit_predictor(profile, data, gbm_settings=settings, progress=progress)
             fitted.cv = cv
             fitted.leave_one_family_out = summary.get("leave_one_family_out", {})
             summary["saved"] = str(fitted.save())
@@ -196,6 +214,43 @@ def _cmd_onnx(args) -> int:
     return 0
 
 
+def _shot_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"--shots: expected integers such as 10 or 5,10,20,50, got {text!r}") from None
+    if not values or min(values) < 2:
+        raise UserError(f"--shots: every K must be >= 2, got {text!r}")
+    return values
+
+
+def _cmd_transfer(args) -> int:
+    from search.profile import transfer as T
+
+    if args.repeats < 1:
+        raise UserError(f"--repeats must be >= 1, got {args.repeats}")
+    shots = _shot_list(args.shots)
+    tables = T.load_tables()
+    target = T.resolve_target(args.target, tables)
+    if max(shots) >= len(tables):
+        raise UserError(f"--shots: K must be below the {len(tables)} models of the grid")
+    features = None if args.no_graph else T.graph_feature_matrix(tables, progress=not args.no_progress)
+    result = T.evaluate_transfer(tables, target, shots, repeats=args.repeats, seed=args.seed,
+                                 features=features)
+    if args.json:
+        print(dumps_json(result))
+        return 0
+    print(f"transfer to {target} ({result['source_of_target']}); inputs: {', '.join(result['inputs'])}; "
+          f"{result['n_models']} models, mean of {args.repeats} shot designs, scored on the non-shots")
+    print(f"{'K':>4} {'method':11s} {'<=10%':>7} {'<=20%':>7} {'Spearman':>9} {'median|err|':>12}")
+    for k, methods in result["shots"].items():
+        for name, m in methods.items():
+            rho = f"{m['spearman']:.3f}" if m["spearman"] is not None else "-"
+            print(f"{k:>4} {name:11s} {m['within_10pct']:7.1%} {m['within_20pct']:7.1%} {rho:>9} "
+                  f"{m['median_abs_rel_error']:12.1%}")
+    return 0
+
+
 def _cmd_report(args) -> int:
     from search.profile.report import rerender
 
@@ -225,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     warnings.filterwarnings("once")
     handler = {"profile": _cmd_profile, "predictor": _cmd_predictor, "onnx": _cmd_onnx,
-               "devices": _cmd_devices, "report": _cmd_report}[args.command]
+               "devices": _cmd_devices, "report": _cmd_report,
+               "transfer": _cmd_transfer}[args.command]
     return handler(args)
 
 

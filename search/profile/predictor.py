@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -356,7 +357,12 @@ def load_published(profile: DeviceProfile, csv_path: Path | None = None, *,
                          _FEATURE_CACHE[key])
 
 
-def _fit_arrays(features: np.ndarray, latency_ms: np.ndarray, gbm_settings: dict | None = None):
+def _fit_arrays(features: np.ndarray, latency_ms: np.ndarray, gbm_settings: dict | None = None,
+                bar=None):
+    """Prior coefficients, residual init, learning rate and exported trees.
+
+    ``bar``: a progress bar advanced by one per boosted tree (observes only; the fit is the same).
+    """
     from scipy.optimize import nnls
     from sklearn.ensemble import GradientBoostingRegressor
 
@@ -369,7 +375,7 @@ def _fit_arrays(features: np.ndarray, latency_ms: np.ndarray, gbm_settings: dict
     settings = {**GBM_SETTINGS, **(gbm_settings or {})}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        gbm = GradientBoostingRegressor(**settings).fit(X, target)
+        gbm = GradientBoostingRegressor(**settings).fit(X, target, monitor=_tree_monitor(bar))
     trees = [_export_tree(est[0]) for est in gbm.estimators_]
     lr = float(settings["learning_rate"])
     # the constant initial prediction, recovered without private attributes
@@ -379,8 +385,13 @@ def _fit_arrays(features: np.ndarray, latency_ms: np.ndarray, gbm_settings: dict
 
 
 def fit_predictor(profile: DeviceProfile, data: PublishedData, *,
-                  gbm_settings: dict | None = None) -> LatencyPredictor:
-    coef, init, lr, trees = _fit_arrays(data.features, data.latency_ms, gbm_settings)
+                  gbm_settings: dict | None = None, progress: bool = False) -> LatencyPredictor:
+    bar = _progress_bar(progress, _n_trees(gbm_settings), f"fitting {profile.name} predictor")
+    try:
+        coef, init, lr, trees = _fit_arrays(data.features, data.latency_ms, gbm_settings, bar)
+    finally:
+        if bar is not None:
+            bar.close()
     ranges = {name: [float(data.features[:, i].min()), float(data.features[:, i].max())]
               for i, name in enumerate(FEATURE_NAMES)}
     return LatencyPredictor(
@@ -416,9 +427,16 @@ def cross_validate(profile: DeviceProfile, data: PublishedData, *, folds: int = 
     order = np.random.default_rng(seed).permutation(len(data.latency_ms))
     predictions = np.zeros(len(data.latency_ms))
     splits = np.array_split(order, folds)
-    for held_out in _maybe_progress(splits, progress, f"{folds}-fold CV"):
-        train = np.setdiff1d(order, held_out)
-        predictions[held_out] = _fit_predict(data, train, held_out, gbm_settings)
+    bar = _progress_bar(progress, folds * _n_trees(gbm_settings), f"{folds}-fold CV")
+    try:
+        for i, held_out in enumerate(splits):
+            if bar is not None:
+                bar.set_postfix_str(f"fold {i + 1}/{folds}", refresh=False)
+            train = np.setdiff1d(order, held_out)
+            predictions[held_out] = _fit_predict(data, train, held_out, gbm_settings, bar)
+    finally:
+        if bar is not None:
+            bar.close()
     metrics = error_metrics(data.latency_ms, predictions)
     metrics.update({"folds": folds, "seed": seed})
     return metrics, predictions
@@ -431,26 +449,54 @@ def leave_one_family_out(profile: DeviceProfile, data: PublishedData, *,
     predictions = np.zeros(len(data.latency_ms))
     per_family = {}
     families = sorted(set(data.families.tolist()))
-    for family in _maybe_progress(families, progress, "leave-one-family-out"):
-        held_out = np.flatnonzero(data.families == family)
-        train = np.flatnonzero(data.families != family)
-        predictions[held_out] = _fit_predict(data, train, held_out, gbm_settings)
-        per_family[family] = error_metrics(data.latency_ms[held_out], predictions[held_out])
+    bar = _progress_bar(progress, len(families) * _n_trees(gbm_settings), "leave-one-family-out")
+    try:
+        for family in families:
+            if bar is not None:
+                bar.set_postfix_str(f"without {family}", refresh=False)
+            held_out = np.flatnonzero(data.families == family)
+            train = np.flatnonzero(data.families != family)
+            predictions[held_out] = _fit_predict(data, train, held_out, gbm_settings, bar)
+            per_family[family] = error_metrics(data.latency_ms[held_out], predictions[held_out])
+    finally:
+        if bar is not None:
+            bar.close()
     overall = error_metrics(data.latency_ms, predictions)
     return {"overall": overall, "per_family": per_family}, predictions
 
 
 def _fit_predict(data: PublishedData, train: np.ndarray, test: np.ndarray,
-                 gbm_settings: dict | None) -> np.ndarray:
-    coef, init, lr, trees = _fit_arrays(data.features[train], data.latency_ms[train], gbm_settings)
+                 gbm_settings: dict | None, bar=None) -> np.ndarray:
+    coef, init, lr, trees = _fit_arrays(data.features[train], data.latency_ms[train], gbm_settings, bar)
     model = LatencyPredictor(device="cv", prior_coef=list(coef), residual_init=init,
                              learning_rate=lr, trees=trees)
     return model.predict_ms(data.features[test])
 
 
-def _maybe_progress(items, progress: bool, desc: str):
+def _n_trees(gbm_settings: dict | None) -> int:
+    return int({**GBM_SETTINGS, **(gbm_settings or {})}["n_estimators"])
+
+
+def _progress_bar(progress: bool, total: int, desc: str):
+    """A tqdm bar over boosted trees on stderr (``total`` = fits x trees), or None."""
     if not progress:
-        return items
+        return None
     from tqdm import tqdm
 
-    return tqdm(items, desc=desc, leave=False)
+    return tqdm(total=total, desc=desc, unit="tree", leave=False, file=sys.stderr, dynamic_ncols=True)
+
+
+def _tree_monitor(bar):
+    """A ``GradientBoostingRegressor.fit`` monitor that advances ``bar`` once per tree.
+
+    It always returns False: a true value would stop the boosting early (``tqdm.update``
+    itself returns True whenever it redraws, so its result must not be passed on).
+    """
+    if bar is None:
+        return None
+
+    def monitor(stage, estimator, local_vars) -> bool:
+        bar.update(1)
+        return False
+
+    return monitor
