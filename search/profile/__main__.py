@@ -18,8 +18,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from search.jsonio import dumps_json
 from search.errors import UserError, cli_main
+from search.jsonio import dumps_json
 from search.profile.cluster import check_cluster_reachable, prepare_ray_environment
 
 
