@@ -190,8 +190,9 @@ def interpretation(result: dict, linear: dict | None) -> list[str]:
                 "convergence; ")
         if linear.get("retrained_below_least_squares_db"):
             low, high = linear["retrained_below_least_squares_db"]
-            text += (f"the suite's C = 1 trials end {low:.2f}-{high:.2f} dB below that filter (they are trained "
-                     "with L1; PSNR is a squared error). ")
+            text += (f"the suite's C = 1 trials end within {max(abs(low), abs(high)):.2f} dB of that filter "
+                     f"(least squares - retrained: {low:+.2f} to {high:+.2f} dB; the trials are trained with L1 and "
+                     "the filter is the best on T91, not on Set14). ")
         text += "These trials are above the published PSNR for that reason, not because of a protocol difference."
         lines.append(text)
     medians = {}
