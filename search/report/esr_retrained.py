@@ -34,8 +34,7 @@ from search.errors import UserError, cli_main
 from search.jsonio import dumps_json
 from search.markdown import markdown_table
 from search.paths import PUBLISHED_DIR
-from search.study.pareto import pareto_mask
-from search.study.statuses import STATUS_COMPLETE
+from search.report.fronts import cost_front, draw_cost_front, finished, read_study
 
 TEST_SET = "Set14"
 # The acceptance figures issue 17 names, per scale with all families pooled.
@@ -47,13 +46,9 @@ def load_trials(study_dirs: list[Path]) -> tuple[pd.DataFrame, list[dict]]:
     """Completed trials of every study folder (Bicubic included), and each study's manifest."""
     frames, manifests = [], []
     for folder in study_dirs:
-        table = Path(folder) / "trials.csv"
-        if not table.is_file():
-            raise UserError("no trials.csv (is this a study folder?)", path=folder)
-        trials = pd.read_csv(table)
-        frames.append(trials[trials["status"] == STATUS_COMPLETE].assign(study=str(folder)))
-        manifest = Path(folder) / "study.json"
-        manifests.append(json.loads(manifest.read_text()) if manifest.is_file() else {})
+        trials, manifest = read_study(folder)
+        frames.append(finished(trials).assign(study=str(folder)))
+        manifests.append(manifest)
     return pd.concat(frames, ignore_index=True), manifests
 
 
@@ -112,11 +107,6 @@ def summary_rows(groups: dict) -> list[list]:
              _fmt(g["within_0.3_db"], percent=True)] for name, g in groups.items()]
 
 
-def front_members(rows: pd.DataFrame, psnr: str) -> pd.DataFrame:
-    values = rows[["flops", psnr]].to_numpy(float)
-    return rows[pareto_mask(values, ["min", "max"])].sort_values("flops")
-
-
 def plot(table: pd.DataFrame, path: Path) -> None:
     import matplotlib
 
@@ -130,10 +120,7 @@ def plot(table: pd.DataFrame, path: Path) -> None:
         for psnr, label, colour, marker in (("published", "published PSNR (same ids)", "tab:gray", "s"),
                                             ("retrained", "retrained by the suite", "tab:blue", "o")):
             ax.scatter(rows["flops"], rows[psnr], s=22, color=colour, marker=marker, alpha=0.6, label=label)
-            front = front_members(rows, psnr)
-            xs = list(front["flops"]) + [rows["flops"].max()]
-            ys = list(front[psnr]) + [front[psnr].iloc[-1]]
-            ax.step(xs, ys, where="post", color=colour, linewidth=1.6)
+            draw_cost_front(ax, rows, "flops", psnr, color=colour, linewidth=1.6)
         bicubic = table[(table["scale"] == scale) & (table["family"] == "Bicubic")]
         if len(bicubic):
             ax.axhline(float(bicubic["published"].iloc[0]), color="black", linestyle="--", linewidth=1,
@@ -154,7 +141,7 @@ def front_summary(table: pd.DataFrame) -> list[list]:
     rows = []
     for scale in sorted(table["scale"].unique()):
         at = table[(table["scale"] == scale) & (table["family"] != "Bicubic")]
-        ours, theirs = front_members(at, "retrained"), front_members(at, "published")
+        ours, theirs = cost_front(at, "flops", "retrained"), cost_front(at, "flops", "published")
         both = set(ours["model"]) & set(theirs["model"])
         rows.append([f"x{scale}", len(at), len(ours), len(theirs), len(both),
                      ", ".join(ours["model"]), ", ".join(theirs["model"])])

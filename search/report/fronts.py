@@ -194,6 +194,22 @@ def bicubic_psnr(path: Path, scales, test_set: str) -> dict[int, float]:
     return {int(s): float(psnr[test_set][str(int(s))]) for s in scales}
 
 
+def cost_front(points: pd.DataFrame, cost: str, quality: str) -> pd.DataFrame:
+    """The rows of ``points`` on the front of least ``cost`` and most ``quality``, by cost."""
+    mask = pareto_mask(points[[cost, quality]].to_numpy(float), ["min", "max"])
+    return points[mask].sort_values(cost)
+
+
+def draw_cost_front(ax, points: pd.DataFrame, cost: str, quality: str, **style) -> pd.DataFrame:
+    """Draw the attainment staircase of :func:`cost_front`, carried on to the largest cost of
+    ``points`` so that a single-point front is drawn too; returns the front's rows."""
+    line = cost_front(points, cost, quality)
+    xs = list(line[cost]) + [points[cost].max()]
+    ys = list(line[quality]) + [line[quality].iloc[-1]]
+    ax.step(xs, ys, where="post", **style)
+    return line
+
+
 def plot_front(trials: pd.DataFrame, front: pd.DataFrame, objectives, manifest: dict, path: Path,
                title: str, bicubic: dict[int, float] | None = None, smoke_run: bool = False) -> None:
     """One figure of the trials given (one row of panels per scale: call it per scale)."""
@@ -232,13 +248,7 @@ def plot_front(trials: pd.DataFrame, front: pd.DataFrame, objectives, manifest: 
                            linewidths=1.2, label=family, zorder=3)
             pts = at_scale[[x, y]].dropna()
             if len(pts):
-                mask = pareto_mask(pts.to_numpy(float), ["min", "max"])
-                line = pts[mask].sort_values(x)
-                # the attainment staircase, carried on to the panel's largest cost so that a
-                # single-point front is drawn too
-                xs = list(line[x]) + [pts[x].max()]
-                ys = list(line[y]) + [line[y].iloc[-1]]
-                ax.step(xs, ys, where="post", color="0.3", lw=1, zorder=2, label="front (this panel)")
+                draw_cost_front(ax, pts, x, y, color="0.3", lw=1, zorder=2, label="front (this panel)")
             if bicubic and scale in bicubic and "Bicubic" not in set(at_scale["family"]):
                 ax.axhline(bicubic[scale], color="black", ls="--", lw=1, label="bicubic (PSNR)")
             spread = pts[x][pts[x] > 0]
