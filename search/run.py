@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from search.errors import UserError, cli_main, set_crash_log_dir, set_interrupt_hint
+from search.paths import space_file
 
 
 def _scales(text: str) -> list[int]:
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Search a space of SR models: each trial trains, evaluates and profiles one "
                     "configuration; results go to OUT/trials.csv and an Optuna storage.",
     )
-    parser.add_argument("space", help="space file (spaces/*.yaml)")
+    parser.add_argument("space", help="space file (spaces/*.yaml), or the name of a shipped space (esr, imdn, ...)")
     parser.add_argument("--device", help="device profile whose latency is measured or predicted (default: cpu)")
     parser.add_argument("--sampler", choices=SAMPLERS,
                         help="grid: every configuration once; random; tpe; nsga2 (default: tpe)")
@@ -76,6 +77,7 @@ def main(argv=None) -> int:
 
     prepare_ray_environment()  # before Ray is imported: it reads RAY_AUTH_MODE once
     args = build_parser().parse_args(argv)
+    args.space = space_file(args.space)  # `esr`, `spaces/esr.yaml`: the shipped one when not here
     from search.study.runner import StudyOptions, dry_run, redact_url, run_study
 
     if args.dry_run:

@@ -24,6 +24,29 @@ def _varied_adapter(model: AdaDSR, seed: int = 0) -> AdaDSR:
     return model.eval()
 
 
+def _known_adapter(model: AdaDSR, *, bias: float, window_weight: float = 0.0) -> AdaDSR:
+    """Make the adapter's output P(z0) known by construction, whatever the image: the fourth
+    conv gives 1 on every hidden channel (weights 0, bias 1; PReLU(1) = 1), and the last conv
+    sums hidden channel 0 over its 3x3 window with ``window_weight`` plus ``bias``. With zero
+    padding a window holds 9 pixels inside the map, 6 on an edge and 4 in a corner, so
+    P = bias + window_weight * n(i, j), n as in NEIGHBOURS_3x4."""
+    fourth, prelu, last = model.adapter.net[-3], model.adapter.net[-2], model.adapter.net[-1]
+    assert isinstance(prelu, torch.nn.PReLU) and last.out_channels == 1
+    with torch.no_grad():
+        fourth.weight.zero_()
+        fourth.bias.fill_(1.0)
+        last.weight.zero_()
+        last.weight[0, 0] = window_weight
+        last.bias.fill_(bias)
+    return model
+
+
+# Pixels of a 3x3 zero-padded window inside a 3 x 4 map: 2 * 2 at corners, 2 * 3 on edges, 3 * 3 inside.
+NEIGHBOURS_3x4 = torch.tensor([[4.0, 6.0, 6.0, 4.0],
+                               [6.0, 9.0, 9.0, 6.0],
+                               [4.0, 6.0, 6.0, 4.0]])
+
+
 def _reference_forward(model: AdaDSR, x: torch.Tensor, depth: float) -> torch.Tensor:
     """The paper's equations written out: z_l = z_{l-1} + clamp(d_hat - (l-1), 0, 1) F_l(z_{l-1})."""
     z0 = model.head(x - model.rgb_mean)
@@ -76,6 +99,42 @@ def test_adapter_structure_and_depth_input():
     torch.testing.assert_close(three, 3 * one)  # d scales the adapter's output
 
 
+def test_depth_map_of_a_known_adapter():
+    """d_hat = relu(d * P(z0)) (paper, official adapter_pos = 5) with P built by hand:
+    P = 0.1 n - 0.5, i.e. -0.1 at corners, 0.1 on edges, 0.4 inside (n: NEIGHBOURS_3x4)."""
+    model = _known_adapter(create_model("AdaDSR_s2_D4_F8"), bias=-0.5, window_weight=0.1)
+    z0 = torch.randn(2, 8, 3, 4)  # any features: P no longer reads them
+    with torch.no_grad():
+        depth_map = model.predict_depth(z0, torch.tensor([1.0, 2.0]))
+    corner, edge, inside = 0.0, 0.1, 0.4  # d = 1: relu(-0.1) = 0 at the corners
+    expected = torch.tensor([[corner, edge, edge, corner],
+                             [edge, inside, inside, edge],
+                             [corner, edge, edge, corner]])
+    torch.testing.assert_close(depth_map[0, 0], expected)
+    torch.testing.assert_close(depth_map[1, 0], 2 * expected)  # sample 2 asked for d = 2
+    torch.testing.assert_close(depth_map[0, 0], torch.relu(0.1 * NEIGHBOURS_3x4 - 0.5))
+
+
+@pytest.mark.parametrize("mode", ["dense", "sparse"])
+def test_known_gates_give_the_recurrence_by_hand(mode):
+    """P = 1 everywhere and d = 1.5: d_hat = 1.5, so G_1 = 1, G_2 = clamp(1.5 - 1) = 0.5 and
+    G_3 = G_4 = 0: y = tail(up(body(z_2) + z0)) + mean with z_1 = z0 + F_1(z0), z_2 = z_1 + F_2(z_1) / 2."""
+    torch.manual_seed(10)
+    model = _known_adapter(create_model("AdaDSR_s2_D4_F8", tile_size=4), bias=1.0).eval()
+    model.inference_mode = mode
+    model.target_depth = 1.5
+    x = torch.rand(1, 3, 9, 10)
+    mean = torch.tensor([0.4488, 0.4371, 0.4040]).view(1, 3, 1, 1)  # EDSR's DIV2K RGB mean
+    with torch.no_grad():
+        z0 = model.head(x - mean)
+        z1 = z0 + model.blocks[0].conv2(torch.relu(model.blocks[0].conv1(z0)))
+        z2 = z1 + 0.5 * model.blocks[1].conv2(torch.relu(model.blocks[1].conv1(z1)))
+        expected = model.tail(model.upsample(model.body_conv(z2) + z0)) + mean
+        torch.testing.assert_close(model(x), expected, atol=1e-5, rtol=1e-5)
+    if mode == "sparse":  # blocks 3 and 4 computed nowhere
+        assert model.active_fractions()["executed"][2:] == [0.0, 0.0]
+
+
 @pytest.mark.parametrize("depth", [0.0, 1.5, 4.0])
 def test_dense_forward_is_the_gated_recurrence(depth):
     torch.manual_seed(0)
@@ -123,21 +182,28 @@ def test_sparse_matches_dense_at_full_depth_with_all_tiles_active():
     assert (sparse - dense).abs().max() <= 1e-4
 
 
-def test_training_step_draws_depths_and_adds_the_depth_penalty():
+@pytest.mark.parametrize("p_value, overshoot", [(1.5, 0.5), (0.9, 0.0)])
+def test_training_step_draws_depths_and_adds_the_depth_penalty(p_value, overshoot):
+    """Penalty lam * mean_n max(0, mean(d_hat_n) - d_n) (paper, soft constraint). With P = p
+    everywhere d_hat_n = p d_n, so the penalty is lam * max(0, p - 1) * mean(d): half of
+    lam * mean(d) for p = 1.5, nothing for p = 0.9 (the map stays under its budget)."""
     torch.manual_seed(4)
-    model = _varied_adapter(create_model("AdaDSR_s2_D4_F8", lam=0.5)).train()
+    model = _known_adapter(create_model("AdaDSR_s2_D4_F8", lam=0.5), bias=p_value).train()
     batch = {"lr": torch.rand(3, 3, 8, 8), "hr": torch.rand(3, 3, 16, 16)}
     torch.manual_seed(5)
     sr, terms = model.training_step(batch, 0.3)
     assert sr.shape == batch["hr"].shape and set(terms) == {"depth"}
-    # recompute with the same random depths: penalty = lam * mean(max(0, mean(d_hat) - d))
     torch.manual_seed(5)
-    depths = torch.rand(3) * 4
-    assert torch.all((depths >= 0) & (depths <= 4))
-    with torch.no_grad():
-        d_hat = model.predict_depth(model._head(batch["lr"]), depths)
-    expected = 0.5 * torch.relu(d_hat.mean(dim=(1, 2, 3)) - depths).mean()
-    torch.testing.assert_close(terms["depth"], expected)
+    depths = torch.rand(3) * 4  # the paper's d ~ U[0, D] per sample, drawn from the same seed
+    torch.testing.assert_close(terms["depth"], 0.5 * overshoot * depths.mean())
+
+
+def test_depth_penalty_trains_the_adapter():
+    torch.manual_seed(4)
+    model = _varied_adapter(create_model("AdaDSR_s2_D4_F8", lam=0.5)).train()
+    batch = {"lr": torch.rand(3, 3, 8, 8), "hr": torch.rand(3, 3, 16, 16)}
+    sr, terms = model.training_step(batch, 0.3)
+    assert terms["depth"] > 0
     (sr.abs().mean() + terms["depth"]).backward()
     assert model.adapter.net[0].weight.grad is not None
     assert model.adapter.net[0].weight.grad.abs().sum() > 0
@@ -146,19 +212,20 @@ def test_training_step_draws_depths_and_adds_the_depth_penalty():
 def test_depth_penalty_counts_only_the_pixels_the_l1_term_sees():
     from search.train.losses import training_loss
 
+    # P = n / 8 on the 10 x 10 LR patch: 9/8 on the 8 x 8 inside, 6/8 on the 32 edge pixels,
+    # 4/8 at the 4 corners. Whole map: mean (64 * 9 + 32 * 6 + 4 * 4) / 800 = 0.98 < 1, no
+    # penalty; the 6 x 6 a 2-pixel border leaves is all inside: 9/8 d, penalty lam * d / 8.
     torch.manual_seed(4)
-    model = _varied_adapter(create_model("AdaDSR_s2_D4_F8", lam=0.5)).train()
+    model = _known_adapter(create_model("AdaDSR_s2_D4_F8", lam=0.5), bias=0.0, window_weight=0.125).train()
     batch = {"lr": torch.rand(3, 3, 10, 10), "hr": torch.rand(3, 3, 20, 20)}
+    torch.manual_seed(5)
+    _, whole = training_loss(model, batch, 0.3)
+    assert float(whole["depth"].detach()) == 0.0
     torch.manual_seed(5)
     _, terms = training_loss(model, batch, 0.3, border=2)
     torch.manual_seed(5)
-    depths = torch.rand(3) * 4
-    with torch.no_grad():
-        d_hat = model.predict_depth(model._head(batch["lr"]), depths)
-    inner = d_hat[..., 2:-2, 2:-2].mean(dim=(1, 2, 3))
-    assert not torch.allclose(inner, d_hat.mean(dim=(1, 2, 3)))  # the border would change it
-    assert terms["depth"] > 0
-    torch.testing.assert_close(terms["depth"], 0.5 * torch.relu(inner - depths).mean())
+    depths = torch.rand(3) * 4  # the paper's d ~ U[0, D] per sample, drawn from the same seed
+    torch.testing.assert_close(terms["depth"], 0.5 * 0.125 * depths.mean())
 
 
 def test_hard_constraint_rescales_the_map_to_mean_d():
@@ -168,6 +235,12 @@ def test_hard_constraint_rescales_the_map_to_mean_d():
     with torch.no_grad():
         depth_map = model.predict_depth(z0, torch.tensor([1.5, 3.0]))
     torch.testing.assert_close(depth_map.mean(dim=(1, 2, 3)), torch.tensor([1.5, 3.0]))
+    # by hand: P = n / 8 on a 3 x 4 map, mean n = (4 * 4 + 6 * 6 + 2 * 9) / 12 = 70 / 12, so the
+    # rescaled map is n / (70 / 12) * d: d = 1.5 gives 18 n / 70
+    _known_adapter(model, bias=0.0, window_weight=0.125)
+    with torch.no_grad():
+        known = model.predict_depth(torch.randn(1, 8, 3, 4), 1.5)[0, 0]
+    torch.testing.assert_close(known, NEIGHBOURS_3x4 * 18 / 70)
     model.train()
     sr, terms = model.training_step({"lr": torch.rand(2, 3, 6, 6), "hr": torch.rand(2, 3, 12, 12)}, 0.0)
     assert terms == {} and sr.shape == (2, 3, 12, 12)

@@ -39,18 +39,26 @@ def test_study_front_report(tmp_path):
     assert fronts.main([str(study), "--out", str(out)]) == 0
     front = pd.read_csv(out / "pareto.csv")
     assert sorted(front["config_id"]) == ["a", "b", "e"]
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "front.json").read_text())
     assert (metrics["complete"], metrics["failed"]) == (4, 1)
     assert list(metrics["scales"]) == ["x2"] and metrics["scales"]["x2"]["front_size"] == 3
-    # normalised over the 4 finished trials: psnr 29..32 -> (1, 2/3, 0); latency 5..25 -> (0, .25, .75);
-    # area dominated by (0, .75), (2/3, .25), (1, 0) under the reference (1.1, 1.1), by hand, in
-    # horizontal strips: y in [.75, 1.1] from x = 0, [.25, .75] from 2/3, [0, .25] from 1
-    expected = (1.1 - 0.0) * (1.1 - 0.75) + (1.1 - 2 / 3) * (0.75 - 0.25) + (1.1 - 1.0) * (0.25 - 0.0)
-    assert metrics["scales"]["x2"]["hypervolume"] == pytest.approx(expected)
+    # normalised over the 4 finished trials, each objective a minimisation in [0, 1], 0 = best
+    # (search/study/pareto.py): psnr 29..32 (max, flipped: 1 - (p - 29) / 3), latency 5..25
+    # (min: (l - 5) / 20). Front e (29, 5) -> (1, 0), a (30, 10) -> (2/3, .25), b (32, 20) -> (0, .75);
+    # c (31, 25) -> (1/3, 1) is dominated by b. The area they dominate under the reference point
+    # (1.1, 1.1), by hand, in horizontal strips: y in [.75, 1.1] from x = 0, [.25, .75] from
+    # x = 2/3, [0, .25] from x = 1: 1.1 * .35 + (1.1 - 2/3) * .5 + .1 * .25 = .385 + .21667 + .025
+    x2 = metrics["scales"]["x2"]
+    assert x2["normalisation"]["lower"] == [29.0, 5.0] and x2["normalisation"]["upper"] == [32.0, 25.0]
+    assert x2["hypervolume"] == pytest.approx(0.626667, abs=1e-6)
     assert metrics["latency"] == "predicted for jetson (predictor CV: 83% within 10%)"
     assert (out / "plots" / "front_x2.png").stat().st_size > 10_000
     assert metrics["smoke_run"] is False and metrics["budget"] is None  # the study names no budget
     assert "| b | ESPCN | 2 | 32 |" in (out / "front.md").read_text()
+    # what `dvc metrics show` prints: the headline numbers only, the same keys for every study
+    assert json.loads((out / "metrics.json").read_text()) == {
+        "trials": 5, "complete": 4, "failed": 1, "smoke_run": False,
+        "x2": {"front_size": 3, "hypervolume": pytest.approx(0.626667, abs=1e-6), "best_psnr": 32.0}}
 
 
 def test_study_front_draws_the_bicubic_reference_file(tmp_path):
@@ -63,7 +71,7 @@ def test_study_front_draws_the_bicubic_reference_file(tmp_path):
     reference.write_text(json.dumps({"psnr": {"Set14": {"2": 28.5}, "Set5": {"2": 33.0}}}))
     out = tmp_path / "report"
     assert fronts.main([str(study), "--out", str(out), "--bicubic", str(reference)]) == 0
-    assert json.loads((out / "metrics.json").read_text())["scales"]["x2"]["bicubic_psnr"] == 28.5
+    assert json.loads((out / "front.json").read_text())["scales"]["x2"]["bicubic_psnr"] == 28.5
     reference.write_text(json.dumps({"psnr": {"Set14": {"3": 28.5}}}))
     with pytest.raises(SystemExit) as exit_info:
         fronts.main([str(study), "--out", str(out), "--bicubic", str(reference)])
@@ -83,7 +91,7 @@ def test_one_front_per_scale_never_across(tmp_path):
     assert fronts.main([str(study), "--out", str(out)]) == 0
     front = pd.read_csv(out / "pareto.csv")
     assert list(zip(front["scale"], front["config_id"])) == [(2, "b"), (2, "a"), (3, "c")]
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "front.json").read_text())
     assert metrics["scales"]["x2"]["front_ids"] == ["b", "a"] and metrics["scales"]["x3"]["front_ids"] == ["c"]
     # x3 alone: c is best in both objectives -> normalised (0, 0): the whole 1.1 x 1.1 square
     assert metrics["scales"]["x3"]["hypervolume"] == pytest.approx(1.21)

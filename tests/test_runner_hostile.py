@@ -23,7 +23,7 @@ from search.paths import REPO_ROOT
 from search.study import StudyOptions, run_study
 from search.profile.cluster import check_cluster_reachable
 from search.study.runner import continued_seed, lock_study_folder
-from test_runner import TINY_SPACE, _run_cli, pipeline, read_rows
+from test_runner import TINY_SPACE, _run_cli, optuna_trials, pipeline, read_rows
 from test_runner import ray_address as shared_ray  # noqa: F401  (one Ray instance per session)
 
 WIDE_SPACE = TINY_SPACE.replace("K: [3]", "K: [3, 5, 7]").replace("high: 2", "high: 8")  # 25 configurations
@@ -238,6 +238,29 @@ def test_interrupt_and_terminate_stop_cleanly_and_say_how_to_resume(ray_address,
     assert proc.returncode == code, output
     assert "--resume" in output and "Traceback" not in output
     assert "SIGSEGV" not in output and "stack trace" not in output.lower()
+    if sent != signal.SIGINT:
+        return
+    # --resume finishes two more trials: none lost or repeated, one numbering everywhere
+    before = read_rows(out)
+    resumed = _run_cli([str(space), "--resume", "--out", str(out), "--trials", str(len(before) + 2),
+                        "--address", ray_address])
+    output, _ = resumed.communicate(timeout=240)
+    assert resumed.returncode == 0, output
+    rows = read_rows(out)
+    assert rows[: len(before)] == before
+    assert len(rows) == len(before) + 2
+    assert len({r["config_id"] for r in rows}) == len(rows)
+    trials = optuna_trials(out)
+    assert [t.user_attrs.get("trial") for t in trials] == [t.number for t in trials]
+    by_number = {t.number: t for t in trials}
+    for row in rows:
+        assert by_number[int(row["trial"])].user_attrs["config_id"] == row["config_id"]
+    in_csv = {int(r["trial"]) for r in rows}
+    for trial in trials:  # a number without a row: a trial the interrupt stopped
+        if trial.number not in in_csv:
+            assert trial.state.name == "FAIL"
+    folders = sorted(p.name for p in (out / "trials").iterdir())
+    assert folders == sorted(f"{int(r['trial']):05d}_{r['config_id']}" for r in rows)
 
 
 @pytest.fixture()

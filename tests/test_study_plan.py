@@ -31,7 +31,8 @@ def test_plan_names_space_budget_trials_device_and_resume(tmp_path):
     settings = TrialSettings(budget=get_budget("quick"), train_sets=["T91"], test_sets=["Set14"],
                              objectives=["psnr_Set14"], out_dir=str(tmp_path / "s"), device=get_device("cpu"))
     table = TrialsCsv(tmp_path / "s" / "trials.csv", ["trial", "config_id", "status", "trial_time_s"])
-    text = study_plan(space, options, settings, concurrency=1, remaining=10, total=12, table=table)
+    text = study_plan(space, options, settings, concurrency=1, remaining=10, total=12, table=table,
+                      latency_kind="measured")
     # 3 one-layer families x K (3) x C (1..16) + Bicubic, at x3 only
     assert "145 configurations at x3, 4 families" in text
     assert "nsga2 (seed 0), after the initial design 'smallest'" in text
@@ -47,11 +48,13 @@ def test_plan_estimates_from_finished_trials(tmp_path):
     settings = TrialSettings(budget=get_budget("smoke"), train_sets=["T91"], test_sets=["Set14"],
                              objectives=["psnr_Set14"], out_dir=str(tmp_path), device=get_device("cpu"))
     table = TrialsCsv(tmp_path / "trials.csv", ["trial", "config_id", "status", "trial_time_s"])
-    for number, seconds in enumerate((20.0, 40.0)):
+    # "2e1" is 20 s; an empty, NaN or negative time (a hand-edited or damaged row) is left out
+    for number, seconds in enumerate(("2e1", "40.0", "", "nan", "-5")):
         table.append({"trial": number, "config_id": f"c{number}", "status": "complete", "trial_time_s": seconds})
-    text = study_plan(space, options, settings, concurrency=2, remaining=4, total=6, table=table)
+    text = study_plan(space, options, settings, concurrency=2, remaining=4, total=6, table=table,
+                      latency_kind="predicted")
     assert "~60 s (this study's 2 finished trials took 30 s each, 2 at a time)" in text  # 30 s x 4 / 2
-    assert "SMOKE" in text
+    assert "SMOKE" in text and "cpu: latency predicted" in text
 
 
 def test_unfinished_trial_folders_are_removed(tmp_path):

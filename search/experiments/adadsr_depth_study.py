@@ -147,12 +147,23 @@ def depth_on_gradients(depth_map: torch.Tensor, lr: torch.Tensor, quantile: floa
     return float(depth[order[-k:]].mean()), float(depth[order[:k]].mean())
 
 
-def save_depth_image(depth_map: torch.Tensor, depth_max: float, path: Path) -> None:
-    """8-bit gray PNG, 0 = depth 0, 255 = depth ``depth_max``."""
-    from PIL import Image
+def save_depth_image(depth_map: torch.Tensor, depth_max: float, path: Path, title: str) -> None:
+    """The depth map as a figure: one colour per depth 0..``depth_max`` (residual blocks run at
+    each LR pixel), pixel axes and a labelled colour bar."""
+    import matplotlib
 
-    scaled = (depth_map.clamp(0, depth_max) / depth_max * 255).round().to(torch.uint8).numpy()
-    Image.fromarray(scaled).save(path)
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.2, 3.4))
+    shown = ax.imshow(depth_map.numpy(), cmap="viridis", vmin=0, vmax=depth_max)
+    ax.set_xlabel("x (LR pixels)")
+    ax.set_ylabel("y (LR pixels)")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(shown, ax=ax, label="depth (residual blocks)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def evaluate(args) -> list[dict]:
@@ -190,6 +201,7 @@ def evaluate(args) -> list[dict]:
     rows, gradient_rows = [], []
     depths = [args.D * q for q in (0.25, 0.5, 0.75, 1.0)]
     deviations = {}  # float maps at d = D/2 minus their mean: the spatial pattern, unquantised
+    maps = {}  # (image, d) -> depth map
     with torch.inference_mode():
         for d in depths:
             model.target_depth = d
@@ -205,7 +217,9 @@ def evaluate(args) -> list[dict]:
                 high, low = depth_on_gradients(depth_map, lr)
                 gradient_rows.append({"image": name, "target_depth": d, "mean_depth": mean_depths[-1],
                                       "depth_high_gradient": high, "depth_low_gradient": low})
-                save_depth_image(depth_map, args.D, depth_dir / f"{name}_d{d:g}.png")
+                save_depth_image(depth_map, args.D, depth_dir / f"{name}_d{d:g}.png",
+                                 f"AdaDSR depth map, Set5 {name}, target d={d:g} (mean {mean_depths[-1]:.2f})")
+                maps[(name, d)] = depth_map.numpy()
                 if d == depths[1]:
                     deviations[name] = (depth_map - depth_map.mean()).numpy()
             sparse_wall, sparse_s = _median_time(lambda: model(timing_lr), args.repeats)
@@ -251,7 +265,7 @@ def evaluate(args) -> list[dict]:
     _write_csv(REPORT_DIR / "depth_vs_gradient.csv", gradient_rows)
     (REPORT_DIR / "results.json").write_text(json.dumps({"rows": rows, "depth_vs_gradient": gradient_rows},
                                                        indent=1))
-    _plot(rows, gradient_rows, names, depths, args, deviations)
+    _plot(rows, gradient_rows, names, depths, args, deviations, maps)
     _write_summary(rows, gradient_rows, latency_label)
     return rows
 
@@ -300,7 +314,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def _plot(rows, gradient_rows, names, depths, args, deviations) -> None:
+def _plot(rows, gradient_rows, names, depths, args, deviations, maps) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -335,25 +349,27 @@ def _plot(rows, gradient_rows, names, depths, args, deviations) -> None:
     plt.close(fig)
 
     columns = len(depths) + 2
-    fig, axes = plt.subplots(len(names), columns, figsize=(2.4 * columns, 2.2 * len(names)))
+    fig, axes = plt.subplots(len(names), columns, figsize=(2.4 * columns, 2.2 * len(names) + 0.8),
+                             layout="constrained")
     # 99th percentile: a few border pixels would otherwise set the scale
     spread = max(float(np.percentile(np.abs(v), 99)) for v in deviations.values()) or 1.0
     for i, name in enumerate(names):
         axes[i, 0].imshow(Image.open(Path(SHIPPED_DATA, "Set5", f"{name}.png")).convert("RGB"))
         axes[i, 0].set_title(name, fontsize=8)
         for j, d in enumerate(depths):
-            image = np.asarray(Image.open(REPORT_DIR / "depth_maps" / f"{name}_d{d:g}.png"))
-            axes[i, j + 1].imshow(image, cmap="viridis", vmin=0, vmax=255)
+            depth_shown = axes[i, j + 1].imshow(maps[(name, d)], cmap="viridis", vmin=0, vmax=args.D)
             stats = next(g for g in gradient_rows if g["image"] == name and g["target_depth"] == d)
             axes[i, j + 1].set_title(f"d={d:g} mean {stats['mean_depth']:.2f}", fontsize=8)
         shown = axes[i, -1].imshow(deviations[name], cmap="RdBu_r", vmin=-spread, vmax=spread)
         axes[i, -1].set_title(f"d={depths[1]:g} minus its mean", fontsize=8)
-        fig.colorbar(shown, ax=axes[i, -1], fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
+        fig.colorbar(shown, ax=axes[i, -1], fraction=0.046, pad=0.02,
+                     label="blocks vs mean").ax.tick_params(labelsize=6)
         for ax in axes[i]:
             ax.axis("off")
-    fig.suptitle(f"AdaDSR depth maps on Set5 (colour 0..{args.D} blocks; last column: "
+    fig.colorbar(depth_shown, ax=axes[:, 1:-1].ravel().tolist(), location="bottom", shrink=0.6,
+                 label=f"depth: residual blocks run at the LR pixel (0..{args.D})")
+    fig.suptitle(f"AdaDSR depth maps on Set5 (columns: target depth d; last column: "
                  f"deviation from the image's mean depth in blocks, red = deeper)")
-    fig.tight_layout()
     fig.savefig(REPORT_DIR / "depth_maps.png", dpi=90)
     plt.close(fig)
 

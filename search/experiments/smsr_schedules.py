@@ -26,7 +26,7 @@ from pathlib import Path
 
 from search.errors import UserError, cli_main
 from search.markdown import markdown_table
-from search.paths import PUBLISHED_DIR, REPO_ROOT
+from search.paths import PUBLISHED_DIR, REPO_ROOT, SPACES_DIR
 from search.profile.flops import PAPER_HR_SIZE
 from search.profile.latency import time_call
 
@@ -211,7 +211,7 @@ def write_schedules(rows: list[dict], out: Path, space_path: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m search.experiments smsr_schedules",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--space", type=Path, default=REPO_ROOT / "spaces" / "smsr.yaml")
+    parser.add_argument("--space", type=Path, default=SPACES_DIR / "smsr.yaml")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports" / "smsr")
     parser.add_argument("--skip-official", action="store_true", help="skip the released-weights part")
     parser.add_argument("--skip-schedules", action="store_true", help="skip training the schedules")

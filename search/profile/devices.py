@@ -16,10 +16,10 @@ from pathlib import Path
 import yaml
 
 from search.errors import UserError
-from search.paths import REPO_ROOT
+from search.paths import resource
 from search.schema import validate
 
-DEVICES_DIR = Path(os.environ.get("SR_DEVICES_DIR", REPO_ROOT / "devices"))
+DEVICES_DIR = Path(os.environ.get("SR_DEVICES_DIR", resource("devices")))
 _DTYPES = ("float32", "float16", "bfloat16")
 
 

@@ -10,10 +10,12 @@ Writes into ``--out``:
 * ``pareto.csv``: per scale, the non-dominated finished trials under the study's objectives
   (the ``--objectives`` it ran with, from ``study.json``, else the space's), every
   trials.csv column kept, scales ascending, best first objective first;
-* ``metrics.json``: trial counts, the latency label(s), and under ``scales`` per scale
+* ``front.json``: trial counts, the latency label(s), and under ``scales`` per scale
   (``x2``, ...): its finished trials, front size, hypervolume (objectives min-max normalised
   over that scale's finished trials, reference point 1.1: :mod:`search.study.pareto`), the
   best value of each objective and the bicubic reference PSNR;
+* ``metrics.json`` (what ``dvc metrics show`` prints): trial counts, ``smoke_run``, and per
+  scale the front size, hypervolume and best PSNR;
 * ``front.md``: one section and table per scale;
 * ``plots/front_x<s>.png``: per scale, PSNR against latency, parameters and MACs, one colour
   and marker per family, each panel's 2-D front drawn as a line, the scale's front members
@@ -298,6 +300,19 @@ def _summary_line(own: dict, objectives: list[str]) -> str:
             f"over this scale's finished trials, reference point {REFERENCE_POINT})")
 
 
+def headline_metrics(metrics: dict, objectives) -> dict:
+    """The few numbers ``dvc metrics show`` prints for a study (one narrow table for every
+    study): trial counts, smoke or not, and per scale the front size, hypervolume and best
+    PSNR. Everything else is in ``front.json``."""
+    psnr = next((c for c, _ in objectives if c.startswith("psnr")), None)
+    headline = {key: metrics[key] for key in ("trials", "complete", "failed", "smoke_run")}
+    for key, own in metrics["scales"].items():
+        headline[key] = {"front_size": own["front_size"], "hypervolume": own["hypervolume"]}
+        if psnr is not None:
+            headline[key]["best_psnr"] = own.get("best", {}).get(psnr)
+    return headline
+
+
 def write_report(trials: pd.DataFrame, manifest: dict, out: Path, objectives, title: str,
                  bicubic_file: Path | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
@@ -315,7 +330,8 @@ def write_report(trials: pd.DataFrame, manifest: dict, out: Path, objectives, ti
                 metrics["scales"][f"x{scale}"]["bicubic_psnr"] = value
     metrics["budget"] = study_budget(manifest)
     metrics["smoke_run"] = metrics["budget"] in SMOKE_BUDGETS
-    (out / "metrics.json").write_text(dumps_json(metrics, indent=2) + "\n")
+    (out / "front.json").write_text(dumps_json(metrics, indent=2) + "\n")
+    (out / "metrics.json").write_text(dumps_json(headline_metrics(metrics, objectives), indent=2) + "\n")
     shown = ["config_id", "family", "scale"] + [c for c, _ in objectives]
     shown += [c for c in ("params", "flops", "latency_ms", "latency_source") if c in front and c not in shown]
     lines = [f"# Pareto fronts: {title}", "",

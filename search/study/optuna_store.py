@@ -77,11 +77,21 @@ def redact_url(url: str) -> str:
 
 
 class StorageMirror:
-    """Copies finished trials into an RDB study from a background thread, in order."""
+    """Copies finished trials into an RDB study from a background thread, in trial-number order.
 
-    def __init__(self, rdb_study):
+    The RDB numbers its trials in the order they are added, and optuna-dashboard shows those
+    numbers; trials.csv and the trial folders use the number the trial got when it was asked
+    (user attribute ``trial``). Trials finish out of order when several run at once, so a trial
+    waits here until every lower number is copied; on :meth:`close` a number that never
+    finished (a trial an interrupt stopped) gets a FAIL placeholder, so the two numberings
+    stay the same: RDB trial n is trials.csv trial n.
+    """
+
+    def __init__(self, rdb_study, next_number: int = 0):
         self.rdb_study = rdb_study
+        self.next_number = next_number  # the RDB study's size: the number the next trial gets
         self.errors: list[str] = []
+        self._pending: dict[int, Any] = {}
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="optuna-mirror", daemon=True)
         self._thread.start()
@@ -89,15 +99,34 @@ class StorageMirror:
     def put(self, frozen_trial) -> None:
         self._queue.put(frozen_trial)
 
+    def _add(self, frozen) -> None:
+        try:
+            self.rdb_study.add_trial(frozen)
+        except Exception as exc:  # reported at the end; trials.csv has the trial anyway
+            self.errors.append(f"trial {frozen.user_attrs.get('trial', frozen.number)}: {exc}")
+        self.next_number += 1
+
+    def _flush(self, fill_gaps: bool) -> None:
+        while self._pending:
+            if self.next_number in self._pending:
+                self._add(self._pending.pop(self.next_number))
+            elif fill_gaps:
+                self._add(interrupted_placeholder(self.next_number))
+            else:
+                return
+
     def _run(self) -> None:
         while True:
             frozen = self._queue.get()
             if frozen is None:
+                self._flush(fill_gaps=True)
                 return
-            try:
-                self.rdb_study.add_trial(frozen)
-            except Exception as exc:  # reported at the end; trials.csv has the trial anyway
-                self.errors.append(f"trial {frozen.user_attrs.get('trial', frozen.number)}: {exc}")
+            number = frozen.user_attrs.get("trial")
+            if not isinstance(number, int) or number < self.next_number:
+                self._add(frozen)  # no number of its own (or already taken): copied as it comes
+                continue
+            self._pending[number] = frozen
+            self._flush(fill_gaps=False)
 
     def close(self) -> None:
         self._queue.put(None)
@@ -108,6 +137,18 @@ class StorageMirror:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+
+
+def interrupted_placeholder(number: int):
+    """A FAIL trial holding the place of trial ``number``, which was asked but never finished
+    (an interrupt or a kill stopped it; --resume runs its configuration again if still wanted)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    return optuna.trial.create_trial(
+        state=TrialState.FAIL, params={}, distributions={},
+        user_attrs={"trial": number, "status": "interrupted",
+                    "error": "stopped by an interrupt before it finished; not in trials.csv"})
 
 
 class MirroredInMemoryStorage(InMemoryStorage):

@@ -51,6 +51,7 @@ from search.study.optuna_store import (
     ReplayTrial,
     StorageMirror,
     frozen_from_row,
+    interrupted_placeholder,
     open_rdb_storage,
     redact_url,
 )
@@ -65,8 +66,11 @@ from search.study.trial import (
     TrialFailed,
     TrialPipeline,
     TrialSettings,
+    needs_training,
     safe_trial,
+    trial_folder_name,
 )
+from search.models.registry import create_test_model
 from search.train.budgets import Budget, get_budget
 
 # smallest (default): each family's smallest configuration at each scale first
@@ -383,10 +387,11 @@ def _ray_init(address: str | None, num_cpus: int | None, verbose: int) -> bool:
     return True
 
 
-def _announce_latency_source(device: DeviceProfile) -> None:
-    """Say once, on stderr, whether this study's latencies are measured or predicted."""
+def _announce_latency_source(device: DeviceProfile) -> str:
+    """Say once, on stderr, whether this study's latencies are measured or predicted (returned)."""
     kind, text = latency_plan(device)
     print(("warning: " if kind == "predicted" else "") + text, file=sys.stderr, flush=True)
+    return kind
 
 
 def run_study(options: StudyOptions, *, resume: bool = False, pipeline: TrialPipeline | None = None,
@@ -510,13 +515,16 @@ def _run_locked(options, space, objectives, seed, inputs: StudyInputs, out_dir, 
         train_device=options.train_device or "cpu", protocol=inputs.protocol, seed=seed,
         data_root=options.data_root, threads=options.cpus_per_trial, model_files=space.model_files,
     )
-    mirror = StorageMirror(rdb_study)
+    history = rdb_study.get_trials(deepcopy=False)
+    mirror = StorageMirror(rdb_study, next_number=len(history))
     memory_storage = MirroredInMemoryStorage()
     memory_study = optuna.create_study(study_name=study_name, storage=memory_storage, directions=directions)
-    history = rdb_study.get_trials(deepcopy=False)
     memory_study.add_trials(history)
+    # New trials are numbered after every number trials.csv or the RDB study used (the RDB
+    # may hold more: a failed placeholder for a trial an interrupt stopped).
     numbers = [int(r["trial"]) for r in rows if r.get("trial", "").isdigit()]
-    define.number_offset = (max(numbers) + 1 if numbers else 0) - len(history)
+    numbers += [t.user_attrs["trial"] for t in history if isinstance(t.user_attrs.get("trial"), int)]
+    define.number_offset = max(max(numbers) + 1 if numbers else 0, len(history)) - len(history)
     done = {r["config_id"] for r in rows if r.get("status") in FINISHED_STATUSES}
     if grid_ids is not None:
         enqueue_grid(memory_study, space, [c for c in grid_order(grid_ids, seed) if c not in done])
@@ -563,7 +571,7 @@ def remove_unfinished_trial_folders(out_dir: Path, rows: list[dict[str, str]], l
     They hold a half-done trial's training output, and the configuration's next attempt
     (on --resume) may get the same number; a finished trial always has its row.
     """
-    finished = {f"{int(r['trial']):05d}_{r.get('config_id', '')}" for r in rows if (r.get("trial") or "").isdigit()}
+    finished = {trial_folder_name(int(r["trial"]), r.get("config_id", "")) for r in rows if (r.get("trial") or "").isdigit()}
     folder = out_dir / "trials"
     stale = [d for d in folder.iterdir() if d.is_dir() and d.name not in finished] if folder.is_dir() else []
     for path in stale:
@@ -704,13 +712,24 @@ def _check_rows(rows: list[dict[str, str]], space: Space, path: Path) -> None:
 
 
 def _add_missing_rows(rdb_study, rows, space, define, objectives, log) -> None:
-    """Add to the RDB study every trials.csv row it lacks (the copy lagged at a kill)."""
-    known = {t.user_attrs.get("trial") for t in rdb_study.get_trials(deepcopy=False)}
-    missing = [r for r in rows if r.get("trial", "").isdigit() and int(r["trial"]) not in known]
+    """Add to the RDB study every trials.csv row it lacks (the copy lagged at a kill), in
+    trial-number order, with a FAIL placeholder for each number no row has (a trial the kill
+    stopped), so that RDB trial n stays trials.csv trial n (:class:`StorageMirror`)."""
+    trials = rdb_study.get_trials(deepcopy=False)
+    known = {t.user_attrs.get("trial") for t in trials}
+    missing = sorted((r for r in rows if r.get("trial", "").isdigit() and int(r["trial"]) not in known),
+                     key=lambda r: int(r["trial"]))
+    next_number, placeholders = len(trials), 0
     for row in missing:
+        number = int(row["trial"])
+        while next_number < number:
+            rdb_study.add_trial(interrupted_placeholder(next_number))
+            next_number, placeholders = next_number + 1, placeholders + 1
         rdb_study.add_trial(frozen_from_row(row, space, define, objectives))
+        next_number += 1
     if missing:
-        log(f"{rdb_study.study_name}: {len(missing)} finished trial(s) restored to the Optuna storage from trials.csv")
+        log(f"{rdb_study.study_name}: {len(missing)} finished trial(s) restored to the Optuna storage from trials.csv"
+            + (f" ({placeholders} interrupted trial number(s) kept as failed placeholders)" if placeholders else ""))
 
 
 def _quiet_tune(verbose: int) -> None:
@@ -742,7 +761,7 @@ def _fit(define, options, settings, memory_storage, study_name, metric_names, mo
     _quiet_tune(options.verbose)
     started_ray = _ray_init(options.address, options.num_cpus, options.verbose)
     try:
-        _announce_latency_source(settings.device)
+        latency_kind = _announce_latency_source(settings.device)
         # Latency is measured on this machine's CPU: concurrent trials would disturb it, so
         # CPU-profiled studies run one trial at a time unless told otherwise.
         if options.concurrency:
@@ -752,8 +771,8 @@ def _fit(define, options, settings, memory_storage, study_name, metric_names, mo
         else:
             concurrency = max(1, int(ray.available_resources().get("CPU", 1) // options.cpus_per_trial))
         if options.verbose and show_plan:  # once per run, before the first Tuner round
-            print(study_plan(define.space, options, settings, concurrency, remaining, trials_target, table),
-                  flush=True)
+            print(study_plan(define.space, options, settings, concurrency, remaining, trials_target, table,
+                             latency_kind), flush=True)
         recorder = make_trial_recorder(table, trials_target, finished, metric_names, options.verbose)
         trainable = tune.with_resources(
             tune.with_parameters(tune_trainable, settings=settings, pipeline=pipeline),
@@ -788,6 +807,15 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def _seconds(text: str | None) -> float | None:
+    """A trials.csv duration ("12.5", "1e-3"), or None when empty or not a finite number."""
+    try:
+        value = float(text or "")
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
 def _budget_line(space: Space, settings: TrialSettings) -> str:
     """'quick: eSR-MAX, eSR-TM 1000 steps (pixels); Bicubic not trained' from the resolved budgets."""
     if settings.budget is None:
@@ -795,7 +823,7 @@ def _budget_line(space: Space, settings: TrialSettings) -> str:
     groups: dict[str, list[str]] = {}
     for family in space.families:
         resolved = settings.budget.for_family(family)
-        if family == "Bicubic":
+        if not needs_training(create_test_model(family)):  # a fixed filter (Bicubic)
             key = "not trained"
         else:
             key = f"{resolved['steps']} steps" + (" of single pixels" if resolved.get("sampling") == "pixels" else "")
@@ -804,14 +832,13 @@ def _budget_line(space: Space, settings: TrialSettings) -> str:
 
 
 def study_plan(space: Space, options: StudyOptions, settings: TrialSettings, concurrency: int, remaining: int,
-               total: int, table: TrialsCsv) -> str:
+               total: int, table: TrialsCsv, latency_kind: str) -> str:
     """What the study is about to do, printed before its first trial."""
     size = space.size
     configurations = f"{size} configurations" if size is not None else "a continuous space"
     scales = ", ".join(f"x{s}" for s in sorted({s for f in space.families.values() for s in f.scales}))
-    kind, _ = latency_plan(settings.device)
     rows = [r for r in table.read() if r.get("status") == STATUS_COMPLETE]
-    times = [float(r["trial_time_s"]) for r in rows if (r.get("trial_time_s") or "").replace(".", "", 1).isdigit()]
+    times = [t for t in (_seconds(r.get("trial_time_s")) for r in rows) if t is not None]
     if times:
         estimate = (f"~{format_duration(sum(times) / len(times) * remaining / max(1, concurrency))} "
                     f"(this study's {len(times)} finished trials took {format_duration(sum(times) / len(times))} "
@@ -828,7 +855,7 @@ def study_plan(space: Space, options: StudyOptions, settings: TrialSettings, con
         + (" (SMOKE: exercises the pipeline; the models' PSNR means nothing)"
            if settings.budget is not None and settings.budget.name == "smoke" else ""),
         f"  trials      {remaining} to run, {total} in all; {concurrency} at a time",
-        f"  device      {settings.device.name}: latency {kind}",
+        f"  device      {settings.device.name}: latency {latency_kind}",
         f"  time        {estimate}",
         f"  results     {out / 'trials.csv'}",
         f"  resume      python -m search.run {options.space} --out {out} --resume",

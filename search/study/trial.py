@@ -108,6 +108,11 @@ class TrialSettings:
     extra: dict = field(default_factory=dict)
 
 
+def trial_folder_name(number: int, config_id: str) -> str:
+    """``00012_eSR-TM_s2_K3_C2``: the folder of trial 12 under ``OUT/trials/``."""
+    return f"{number:05d}_{config_id}"
+
+
 def needs_training(model) -> bool:
     """Fixed filters such as Bicubic have no trainable parameter: nothing to train."""
     return any(p.requires_grad for p in model.parameters())
@@ -132,7 +137,7 @@ def run_trial(config: dict[str, Any], settings: TrialSettings, trial_number: int
         sys.modules["torch"].set_num_threads(max(1, settings.threads))
     row: dict[str, Any] = {}
     if needs_training(model):
-        trial_dir = Path(settings.out_dir) / "trials" / f"{trial_number:05d}_{config['config_id']}"
+        trial_dir = Path(settings.out_dir) / "trials" / trial_folder_name(trial_number, config["config_id"])
         trial_dir.mkdir(parents=True, exist_ok=True)
         trained = pipeline.train(model, settings.budget, train_sets=settings.train_sets,
                                  seed=settings.seed, device=settings.train_device,

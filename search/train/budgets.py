@@ -27,10 +27,10 @@ import yaml
 
 from search.errors import ModelIdError, UserError
 from search.models.registry import get_family
-from search.paths import REPO_ROOT
+from search.paths import resource
 from search.schema import NUMBER_TEXT, validate
 
-PARAMS_FILE = REPO_ROOT / "params.yaml"
+PARAMS_FILE = resource("params.yaml")  # the checkout's, else the packaged copy
 LR_SCHEDULES = ("constant", "cosine", "step")
 SAMPLINGS = ("patches", "pixels")
 
@@ -165,8 +165,9 @@ def validate_budget(budget: dict, *, name: str = "<budget>", source: object | No
     budget.pop("name", None)
     budget.pop("overrides_applied", None)  # a resolved budget passed back in
     resolved = _check_keys(budget, name, source)
-    for family, values in overrides.items():
-        _check_keys(values, f"{name}.overrides.{family}", source, fill=False)
+    # the checked values (numbers made int/float as the setting wants), not the raw ones
+    overrides = {family: _check_keys(values, f"{name}.overrides.{family}", source, fill=False)
+                 for family, values in overrides.items()}
     resolved["overrides"] = overrides
     resolved["name"] = name
     return resolved
