@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -98,12 +99,19 @@ def _cosmic_ray(tool: str) -> str:
 # exits with the tests' exit code.
 CLIENT = """
 import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.sendall(b"run")
-s.shutdown(socket.SHUT_WR)
-sys.exit(int(s.makefile().read() or 3))
+try:
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    s.sendall(b"run")
+    s.shutdown(socket.SHUT_WR)
+    code = int(s.makefile().read())
+except (OSError, ValueError) as exc:
+    print("mutation-client: no answer from the test server:", exc)
+    sys.exit(97)
+print("mutation-client: tests exited", code)
+sys.exit(code)
 """
+TESTS_RAN = "mutation-client: tests exited"  # in cosmic-ray's output of a mutant the tests judged
 WARM_IMPORTS = ("numpy", "torch", "PIL.Image", "scipy.ndimage", "yaml", "pytest", "jsonschema")
 
 
@@ -163,6 +171,15 @@ def copy_tree(dest: Path) -> None:
             shutil.copy2(src, target)
 
 
+def code_version(target: Target) -> str:
+    """Short commit of the checkout, + "+dirty" when the module or its tests have changes."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                          text=True).stdout.strip() or "?"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", target.module, *target.tests],
+                           cwd=REPO, capture_output=True, text=True).stdout.strip()
+    return head + ("+dirty" if dirty else "")
+
+
 def load_equivalents() -> dict[str, list[dict]]:
     if not EQUIVALENT_FILE.exists():
         return {}
@@ -189,19 +206,22 @@ def run_target(name: str, target: Target, workdir: Path, equivalents: list[dict]
     client = workdir / ".mutation-client.py"
     client.write_text(CLIENT, encoding="utf-8")
     sock = workdir / ".mutation.sock"
+    test_command = [sys.executable, "-S", "-I", str(client), str(sock)]
     config.write_text(
         "[cosmic-ray]\n"
         f'module-path = "{target.module}"\n'
         f"timeout = {TIMEOUT_S}\n"
         "excluded-modules = []\n"
-        f'test-command = "{sys.executable} -S -I {client} {sock}"\n'
+        f"test-command = {json.dumps(shlex.join(test_command))}\n"
         "[cosmic-ray.distributor]\n"
         'name = "local"\n'
         "[cosmic-ray.filters.operators-filter]\n"
         f"exclude-operators = {json.dumps(EXCLUDED_OPERATORS)}\n",
         encoding="utf-8",
     )
-    env = dict(os.environ, PYTHONPATH=str(workdir), PYTHONDONTWRITEBYTECODE="1")
+    # the copy's ../shared (released weights) is the checkout's: tests that need it must run
+    shared = os.environ.get("SR_SHARED_ROOT", str(REPO.parent / "shared"))
+    env = dict(os.environ, PYTHONPATH=str(workdir), PYTHONDONTWRITEBYTECODE="1", SR_SHARED_ROOT=shared)
     imported = subprocess.run(
         [sys.executable, "-c", "import search; print(search.__file__)"],
         cwd=workdir, env=env, check=True, capture_output=True, text=True,
@@ -225,28 +245,41 @@ def run_target(name: str, target: Target, workdir: Path, equivalents: list[dict]
          "-x", "-q", "-p", "no:cacheprovider", *target.tests],
         cwd=workdir, env=env,
     )
-    for _ in range(600):
-        if sock.exists() or server.poll() is not None:
-            break
-        time.sleep(0.1)
-    if not sock.exists():
-        raise SystemExit(f"error: the warm test process for {name} did not start")
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        [_cosmic_ray("cosmic-ray"), "exec", str(config), str(session)], cwd=workdir, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    total = _pending(call, session)
-    while proc.poll() is None:
-        time.sleep(10)
-        done = _done(call, session)
-        elapsed = time.monotonic() - started
-        eta = elapsed / done * (total - done) if done else float("nan")
-        print(f"  {name}: {done}/{total} mutants, {elapsed:.0f} s, ETA {eta:.0f} s", file=sys.stderr, flush=True)
-    server.terminate()
-    server.wait()
-    if proc.returncode != 0:
-        raise SystemExit(f"error: cosmic-ray exec failed for {name} (exit {proc.returncode})")
+    proc = None
+    try:
+        for _ in range(600):
+            if sock.exists() or server.poll() is not None:
+                break
+            time.sleep(0.1)
+        # the warm path must pass the unmutated tests, or every mutant would look killed
+        warm = subprocess.run(test_command, cwd=workdir, env=env, capture_output=True, text=True)
+        if warm.returncode != 0:
+            raise SystemExit(f"error: the tests of {name} fail through the warm test process "
+                             f"(exit {warm.returncode}): {warm.stdout.strip()[-500:]}")
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [_cosmic_ray("cosmic-ray"), "exec", str(config), str(session)], cwd=workdir, env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        total = _pending(call, session)
+        while proc.poll() is None:
+            time.sleep(10)
+            try:
+                done = _done(call, session)
+            except subprocess.CalledProcessError:  # the session file is being written: next time
+                continue
+            elapsed = time.monotonic() - started
+            eta = elapsed / done * (total - done) if done else float("nan")
+            print(f"  {name}: {done}/{total} mutants, {elapsed:.0f} s, ETA {eta:.0f} s", file=sys.stderr, flush=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"error: cosmic-ray exec failed for {name} (exit {proc.returncode})")
+        if server.poll() is not None:
+            raise SystemExit(f"error: the warm test process of {name} died during the run; results not trusted")
+    finally:
+        for child in (proc, server):
+            if child is not None and child.poll() is None:
+                child.terminate()
+                child.wait()
     source_lines = (workdir / target.module).read_text(encoding="utf-8").splitlines()
     return summarise(name, target, call(_cosmic_ray("cosmic-ray"), "dump", str(session)), source_lines, equivalents)
 
@@ -270,9 +303,28 @@ def _is_keyword_only_marker(line: str, column: int, operator: str) -> bool:
     return operator.startswith("core/ReplaceBinaryOperator_Mul_") and rest[:1] == "*" and rest[1:].lstrip()[:1] in (",", ")")
 
 
+def judge(result: dict) -> str:
+    """cosmic-ray's result of one mutant -> killed | timeout | survived | error.
+
+    Only a run whose tests were actually judged counts: the client prints TESTS_RAN when the
+    warm process ran the tests; a mutant the tests never saw (cosmic-ray's exception / no-test /
+    abnormal outcomes, a client that found no server) is an error, not a kill.
+    """
+    test_outcome, output = result.get("test_outcome"), result.get("output") or ""
+    if result.get("worker_outcome") != "normal":
+        return "error"
+    if test_outcome == "survived":
+        return "survived"
+    if test_outcome == "killed":
+        if output.strip() == "timeout":  # cosmic-ray's own timeout: the mutant hangs the tests
+            return "timeout"
+        return "killed" if TESTS_RAN in output else "error"
+    return "error"
+
+
 def summarise(name: str, target: Target, dump: str, source_lines: list[str], equivalents: list[dict]) -> dict:
-    counts = {"killed": 0, "survived": 0, "timeout": 0, "incompetent": 0, "equivalent": 0, "not_an_operator": 0}
-    survivors, excluded = [], []
+    counts = {"killed": 0, "survived": 0, "timeout": 0, "equivalent": 0, "not_an_operator": 0, "errors": 0}
+    survivors, excluded, errors, not_equivalent = [], [], [], []
     used = [False] * len(equivalents)
     for item, result in _records(dump):
         if not result or result.get("worker_outcome") == "skipped":
@@ -294,35 +346,36 @@ def summarise(name: str, target: Target, dump: str, source_lines: list[str], equ
             # into `/` (positional-only marker): a signature change, not an operator mutant.
             counts["not_an_operator"] += 1
             continue
+        verdict = judge(result)
+        if verdict == "error":
+            counts["errors"] += 1
+            errors.append({**mutant, "output": (result.get("output") or "")[-300:]})
+            continue
         match = next((i for i, e in enumerate(equivalents) if _matches(e, mutant)), None)
         if match is not None:
             used[match] = True
-            counts["equivalent"] += 1
-            excluded.append({**mutant, "why": equivalents[match]["why"]})
-            continue
-        outcome = result.get("worker_outcome")
-        test_outcome = result.get("test_outcome")
-        if outcome == "timeout":
-            counts["timeout"] += 1
-        elif test_outcome == "survived":
-            counts["survived"] += 1
+            if verdict == "survived":
+                counts["equivalent"] += 1
+                excluded.append({**mutant, "why": equivalents[match]["why"]})
+                continue
+            # the tests tell it apart: the entry is wrong, the mutant counts as what it is
+            not_equivalent.append({**mutant, "entry": equivalents[match]})
+        counts[verdict] += 1
+        if verdict == "survived":
             survivors.append(mutant)
-        elif test_outcome == "incompetent":
-            counts["incompetent"] += 1
-        else:
-            counts["killed"] += 1
     stale = [e for e, hit in zip(equivalents, used) if not hit]
-    scored = counts["killed"] + counts["survived"] + counts["timeout"] + counts["incompetent"]
-    caught = scored - counts["survived"]
+    scored = counts["killed"] + counts["survived"] + counts["timeout"]
     return {
         "module": target.module,
         "tests": list(target.tests),
         **counts,
         "mutants": scored + counts["equivalent"],
-        "score": round(caught / scored, 4) if scored else None,
+        "score": round((scored - counts["survived"]) / scored, 4) if scored else None,
         "survivors": survivors,
         "equivalent_mutants": excluded,
         "stale_equivalent_entries": stale,
+        "killed_equivalent_entries": not_equivalent,
+        "error_mutants": errors,
     }
 
 
@@ -339,17 +392,20 @@ def write_report(results: dict[str, dict]) -> None:
         "Made by `python scripts/mutation.py` (cosmic-ray, pinned in `requirements-mutation.txt`):",
         "each mutant changes one operator of the module (comparison, arithmetic, number, unary, and/or,",
         "True/False, loop skipped, exception type); the module's own tests run against it.",
-        "Score = mutants caught (tests fail, crash or time out) / mutants, equivalent mutants excluded.",
+        "Score = mutants caught (tests fail, crash or time out) / mutants, equivalent mutants excluded;",
+        "a mutant the tests never ran on (a tool error) is not scored and is counted under errors.",
+        "`commit`: the commit the module and its tests were at (`+dirty`: with uncommitted changes).",
         "Bit-operation, `is`, and variable-renaming operators are not run (see the script).",
         "",
-        "| module | tests | mutants | killed | timeout | incompetent | survived | equivalent (excluded) | score |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| module | tests | commit | mutants | killed | timeout | survived | equivalent (excluded) | not run (errors) | score |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in sorted(results.items()):
         score = "-" if r["score"] is None else f"{100 * r['score']:.1f}%"
         lines.append(
-            f"| {name} (`{r['module']}`) | {', '.join(f'`{t}`' for t in r['tests'])} | {r['mutants']} | "
-            f"{r['killed']} | {r['timeout']} | {r['incompetent']} | {r['survived']} | {r['equivalent']} | {score} |"
+            f"| {name} (`{r['module']}`) | {', '.join(f'`{t}`' for t in r['tests'])} | {r.get('commit', '?')} | "
+            f"{r['mutants']} | {r['killed']} | {r['timeout']} | {r['survived']} | {r['equivalent']} | "
+            f"{r.get('errors', 0)} | {score} |"
         )
     for name, r in sorted(results.items()):
         if r["survivors"]:
@@ -387,23 +443,34 @@ def main(argv: list[str] | None = None) -> int:
     names = args.modules or list(TARGETS)
     results = json.loads(REPORT_JSON.read_text(encoding="utf-8")) if REPORT_JSON.exists() else {}
     equivalents = load_equivalents()
+    trouble = False
     with tempfile.TemporaryDirectory(prefix="sr-mutation-") as tmp:
         for name in names:
             workdir = Path(tmp) / name
             copy_tree(workdir)
             r = run_target(name, TARGETS[name], workdir, equivalents.get(name, []))
+            r["commit"] = code_version(TARGETS[name])
             results[name] = r
-            print(f"{name}: {r['score']:.1%} of {r['mutants'] - r['equivalent']} mutants caught "
-                  f"({r['survived']} survived, {r['equivalent']} equivalent excluded)", flush=True)
+            score = "no mutant" if r["score"] is None else f"{r['score']:.1%}"
+            print(f"{name}: {score} of {r['mutants'] - r['equivalent']} mutants caught "
+                  f"({r['survived']} survived, {r['equivalent']} equivalent excluded, {r['errors']} not run)",
+                  flush=True)
             for m in r["survivors"]:
                 print(f"  survived: line {m['line_number']} {_shown_operator(m)}: {m['source']}")
             for e in r["stale_equivalent_entries"]:
                 print(f"  warning: equivalent entry matches no mutant: {e}", file=sys.stderr)
+            for m in r["killed_equivalent_entries"]:
+                print(f"  warning: listed as equivalent but the tests kill it (line {m['line_number']} "
+                      f"{_shown_operator(m)}): fix scripts/mutation_equivalent.yaml", file=sys.stderr)
+            for m in r["error_mutants"]:
+                print(f"  error: line {m['line_number']} {_shown_operator(m)} was not tested: {m['output']!r}",
+                      file=sys.stderr)
+            trouble = trouble or bool(r["errors"] or r["killed_equivalent_entries"])
             shutil.rmtree(workdir, ignore_errors=True)
     if not args.no_report:
         write_report(results)
         print(f"report: {REPORT_MD.relative_to(REPO)}")
-    return 0
+    return 1 if trouble else 0
 
 
 if __name__ == "__main__":

@@ -69,3 +69,49 @@ def test_nothing_finished_adds_nothing(first_number):
     mirror = StorageMirror(study, next_number=first_number)
     mirror.close()
     assert study.get_trials() == []
+
+
+class FailingOnce:
+    """An RDB study whose second add fails (e.g. 'database is locked')."""
+
+    def __init__(self):
+        self.study, self.calls = optuna.create_study(), 0
+
+    def add_trial(self, frozen):
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("database is locked")
+        self.study.add_trial(frozen)
+
+
+def test_after_a_failed_copy_the_rdb_stays_a_prefix_of_trials_csv():
+    rdb = FailingOnce()
+    mirror = StorageMirror(rdb)
+    for number in range(4):
+        mirror.put(finished(number, float(number)))
+    mirror.close()
+    # trial 1 failed to copy: copying 2 and 3 on would store them as RDB trials 1 and 2
+    assert [(t.number, t.user_attrs["trial"]) for t in rdb.study.get_trials()] == [(0, 0)]
+    assert mirror.errors == ["trial 1: database is locked"]
+
+
+def test_resume_restores_missing_rows_in_order_with_placeholders_for_gaps():
+    from search.space import load_space
+    from search.study.runner import DefineByRun, _add_missing_rows
+
+    space = load_space("spaces/esr_retrain.yaml").with_scales([2])
+    ids = ["eSR-MAX_s2_K3_C1", "eSR-MAX_s2_K3_C2", "eSR-MAX_s2_K3_C3", "eSR-MAX_s2_K3_C4", "eSR-MAX_s2_K3_C5"]
+    numbers = [0, 1, 2, 4, 5]  # trial 3 was running when the study was killed: no row
+    rows = [{"trial": str(n), "config_id": c, "family": "eSR-MAX", "scale": "2", "K": "3", "C": c[-1],
+             "status": "complete", "psnr_Set14": str(30 + n)} for n, c in zip(numbers, ids)]
+    study = optuna.create_study(directions=["maximize"])
+    define = DefineByRun(space)
+    for row in rows[:3]:  # the RDB copy had reached trial 2
+        from search.study.optuna_store import frozen_from_row
+        study.add_trial(frozen_from_row(row, space, define, ["psnr_Set14"]))
+    _add_missing_rows(study, rows, space, define, ["psnr_Set14"], lambda message: None)
+    trials = study.get_trials()
+    assert [(t.number, t.user_attrs.get("trial")) for t in trials] == [(n, n) for n in range(6)]
+    assert trials[3].state == TrialState.FAIL and trials[3].user_attrs["status"] == "interrupted"
+    assert [t.user_attrs.get("config_id") for t in trials] == ids[:3] + [None] + ids[3:]
+    assert [t.values for t in trials if t.state == TrialState.COMPLETE] == [[30.0], [31.0], [32.0], [34.0], [35.0]]

@@ -10,7 +10,6 @@ Set5/Set14/T91 images must come from the wheel (``search/_resources``, see setup
 
 from __future__ import annotations
 
-import ast
 import csv
 import os
 import shutil
@@ -41,13 +40,9 @@ families:
 MAX_WHEEL_BYTES = 40 * 2**20  # the images of Set5, Set14 and T91 are ~15 MiB
 
 
-def _packed_resources() -> tuple[str, ...]:
-    """setup.py's RESOURCES (read, not imported: importing setup.py runs setup())."""
-    tree = ast.parse((REPO_ROOT / "setup.py").read_text(encoding="utf-8"))
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "RESOURCES" for t in node.targets):
-            return tuple(ast.literal_eval(node.value))
-    raise AssertionError("setup.py defines no RESOURCES")
+# What the run-time lookups (search.paths.resource) read: written here, not taken from setup.py,
+# so that a file dropped from setup.py's list fails this test.
+PACKED_RESOURCES = ("params.yaml", "devices", "spaces", "published", "data/Set5", "data/Set14", "data/T91")
 
 
 def _run(cmd, *, cwd, env=None, timeout=300) -> subprocess.CompletedProcess:
@@ -64,7 +59,7 @@ def wheel(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("wheel")
     source = base / "src"
     skip = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "dist")
-    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "search", *_packed_resources()):
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "search", *PACKED_RESOURCES):
         if (REPO_ROOT / name).is_dir():
             shutil.copytree(REPO_ROOT / name, source / name, ignore=skip)
         else:
@@ -113,7 +108,7 @@ def test_wheel_holds_the_run_time_files_and_nothing_outside(wheel):
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
     packed = {n.removeprefix("search/_resources/") for n in names if n.startswith("search/_resources/")}
-    for name in _packed_resources():
+    for name in PACKED_RESOURCES:
         source = REPO_ROOT / name
         expected = ({str(p.relative_to(REPO_ROOT)) for p in source.rglob("*") if p.is_file()
                      and "__pycache__" not in p.parts} if source.is_dir() else {name})
@@ -141,6 +136,11 @@ def test_installed_wheel_runs_from_an_empty_folder(venv, empty):
         assert sum(1 for _ in csv.DictReader(handle)) > 100
     listed = _run([venv, "-m", "search.run", "imdn", "--dry-run"], cwd=empty, env=env)
     assert "IMDN" in listed.stdout
+    # a published table, read through the package (IMDN x2 Set5 is 38.00 dB in the paper)
+    published = _run([venv, "-c", "import csv, search.paths as p; rows = csv.DictReader(open(p.PUBLISHED_DIR / "
+                      "'imdn_reported.csv')); print([r['set5_psnr'] for r in rows if r['scale'] == '2'][0])"],
+                     cwd=empty, env=env)
+    assert float(published.stdout.strip()) == 38.0
 
     # one smoke trial: params.yaml's smoke budget, devices/cpu.yaml, T91 to train, Set5 to test
     (empty / "tiny.yaml").write_text(SMALL_SPACE)

@@ -368,8 +368,8 @@ def _plot(rows, gradient_rows, names, depths, args, deviations, maps) -> None:
             ax.axis("off")
     fig.colorbar(depth_shown, ax=axes[:, 1:-1].ravel().tolist(), location="bottom", shrink=0.6,
                  label=f"depth: residual blocks run at the LR pixel (0..{args.D})")
-    fig.suptitle(f"AdaDSR depth maps on Set5 (columns: target depth d; last column: "
-                 f"deviation from the image's mean depth in blocks, red = deeper)")
+    fig.suptitle("AdaDSR depth maps on Set5 (columns: target depth d; last column: "
+                 "deviation from the image's mean depth in blocks, red = deeper)")
     fig.savefig(REPORT_DIR / "depth_maps.png", dpi=90)
     plt.close(fig)
 

@@ -100,14 +100,22 @@ class StorageMirror:
         self._queue.put(frozen_trial)
 
     def _add(self, frozen) -> None:
+        if self.errors:
+            return  # after a failed copy nothing more: --resume restores the rest in order
         try:
             self.rdb_study.add_trial(frozen)
         except Exception as exc:  # reported at the end; trials.csv has the trial anyway
+            # Copying on would store the next trials one number too low; the RDB study stays
+            # a prefix of trials.csv instead, and --resume adds the rows it lacks (in order).
             self.errors.append(f"trial {frozen.user_attrs.get('trial', frozen.number)}: {exc}")
+            return
         self.next_number += 1
 
     def _flush(self, fill_gaps: bool) -> None:
-        while self._pending:
+        if self.errors:  # copying stopped (see _add): what waits here is left to --resume
+            self._pending.clear()
+            return
+        while self._pending and not self.errors:
             if self.next_number in self._pending:
                 self._add(self._pending.pop(self.next_number))
             elif fill_gaps:

@@ -560,7 +560,8 @@ def _run_locked(options, space, objectives, seed, inputs: StudyInputs, out_dir, 
         mirror.close()
     summary.setup_s = time.perf_counter() - started - summary.fit_s
     for problem in mirror.errors:
-        log(f"warning: not copied to {redact_url(storage_url)}: {problem} (the row is in trials.csv; --resume adds it)")
+        log(f"warning: not copied to {redact_url(storage_url)}: {problem}; the trials from there on are in "
+            "trials.csv only, and --resume adds them")
     summary.rows = table.read()
     return summary
 
