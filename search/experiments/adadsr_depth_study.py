@@ -166,6 +166,26 @@ def save_depth_image(depth_map: torch.Tensor, depth_max: float, path: Path, titl
     plt.close(fig)
 
 
+def redraw_depth_maps(folder: Path, depth_max: float) -> int:
+    """Re-draw the 8-bit gray depth tiles an older version of this study wrote (0 = depth 0,
+    255 = ``depth_max``) as figures with axes and a colour bar; returns how many were redrawn.
+    The gray value holds the depth to depth_max / 255 blocks, far finer than the figure shows."""
+    from PIL import Image
+
+    count = 0
+    for path in sorted(folder.glob("*_d*.png")):
+        with Image.open(path) as image:
+            if image.mode != "L":
+                continue  # already a figure
+            gray = np.asarray(image, dtype=np.float32)
+        depth = torch.from_numpy(gray / 255.0 * depth_max)
+        name, _, target = path.stem.rpartition("_d")
+        save_depth_image(depth, depth_max, path, f"AdaDSR depth map, Set5 {name}, target d={target} "
+                                                 f"(mean {float(depth.mean()):.2f})")
+        count += 1
+    return count
+
+
 def evaluate(args) -> list[dict]:
     from search.data import find_test_set
     from search.data.protocols import get_protocol
@@ -390,6 +410,8 @@ def main(argv=None) -> int:
     parser.add_argument("--reuse-plain", action="store_true",
                         help="with --retrain: keep runs/adadsr/<plain id>.pt, train AdaDSR only")
     parser.add_argument("--train-only", action="store_true")
+    parser.add_argument("--redraw-maps", action="store_true",
+                        help="only re-draw OUT/depth_maps/*.png written as gray tiles by an older version")
     parser.add_argument("--constraint", choices=("soft", "hard"), default="soft")
     parser.add_argument("--scratch", action="store_true",
                         help="train AdaDSR from random weights instead of the plain backbone")
@@ -415,6 +437,9 @@ def main(argv=None) -> int:
     REPORT_DIR = Path(args.out)
     if args.D < 1 or args.F < 1:
         raise UserError(f"--D and --F must be >= 1 (got D={args.D}, F={args.F})")
+    if args.redraw_maps:
+        print(f"redrew {redraw_depth_maps(REPORT_DIR / 'depth_maps', args.D)} depth map(s) in {REPORT_DIR / 'depth_maps'}")
+        return 0
     checkpoint = REPORT_DIR / f"{create_model(family='AdaDSR', scale=args.scale, D=args.D, F=args.F).model_id}.pt"
     if args.retrain or not checkpoint.is_file():
         torch.set_num_threads(args.train_threads)
