@@ -264,6 +264,7 @@ def test_ssim_reference_statistics():
     np.testing.assert_allclose(ref["mu_yy"].numpy()[0], mu**2, rtol=1e-12)
     np.testing.assert_allclose(ref["sigma_yy"].numpy()[0], var, rtol=1e-9)
     np.testing.assert_array_equal(ref["y"].numpy()[0], hr)
+    assert ref["border"] == 0  # no border given: none recorded (ssim reuses this value)
 
 
 def test_ssim_batch_per_image():
